@@ -1,0 +1,154 @@
+//! Test support: moto (local AWS) resources, one set per test. Compiled
+//! only with the `testing` feature.
+//!
+//! The tests need a moto server: `make test` starts one with
+//! `scripts/moto.sh`; by hand, `eval "$(scripts/moto.sh start "$(mktemp -d)")"`.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
+};
+use aws_sdk_eventbridge::types::Target;
+use aws_sdk_sqs::types::QueueAttributeName;
+
+use crate::cache::{KEY_ATTRIBUTE, TTL_ATTRIBUTE};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// The SDK configuration for moto. Fails (never skips) when
+/// `AWS_ENDPOINT_URL` is unset, saying how to start moto.
+pub async fn moto() -> SdkConfig {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    assert!(
+        !endpoint.is_empty(),
+        "AWS_ENDPOINT_URL is not set. These tests need a local moto server: run `make test`, or \
+         `eval \"$(scripts/moto.sh start \"$(mktemp -d)\")\"` (it prints AWS_ENDPOINT_URL, dummy \
+         credentials and AWS_REGION) and run the tests in that shell; stop it with `scripts/moto.sh stop DIR`"
+    );
+    assert!(
+        endpoint.starts_with("http://127.0.0.1") || endpoint.starts_with("http://localhost"),
+        "AWS_ENDPOINT_URL={endpoint} is not a local server: these tests never call real AWS"
+    );
+    crate::sdk::load().await
+}
+
+/// A name no other test uses.
+pub fn unique(prefix: &str) -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{prefix}-{}-{}-{nanos}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A table as the infra declares them: `id` string key, on-demand, TTL on
+/// `expires_at`.
+pub async fn create_table(sdk: &SdkConfig, prefix: &str) -> String {
+    let client = aws_sdk_dynamodb::Client::new(sdk);
+    let name = unique(prefix);
+    client
+        .create_table()
+        .table_name(&name)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(KEY_ATTRIBUTE)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(KeySchemaElement::builder().attribute_name(KEY_ATTRIBUTE).key_type(KeyType::Hash).build().unwrap())
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("create table");
+    client
+        .update_time_to_live()
+        .table_name(&name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder().enabled(true).attribute_name(TTL_ATTRIBUTE).build().unwrap(),
+        )
+        .send()
+        .await
+        .expect("enable TTL");
+    name
+}
+
+/// A custom bus whose rule (`source` = `source`) targets an SQS queue, so a
+/// test can count what the bus delivered.
+pub struct BusWithQueue {
+    /// The bus name.
+    pub bus: String,
+    /// The queue.
+    pub queue_url: String,
+    sqs: aws_sdk_sqs::Client,
+}
+
+impl BusWithQueue {
+    /// Creates bus, queue, rule and target.
+    pub async fn create(sdk: &SdkConfig, source: &str) -> Self {
+        let events = aws_sdk_eventbridge::Client::new(sdk);
+        let sqs = aws_sdk_sqs::Client::new(sdk);
+        let bus = unique("bus");
+        events.create_event_bus().name(&bus).send().await.expect("create bus");
+        let queue_url =
+            sqs.create_queue().queue_name(unique("q")).send().await.expect("create queue").queue_url.expect("queue url");
+        let arn = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue attributes")
+            .attributes
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+            .expect("queue arn");
+        let rule = unique("rule");
+        events
+            .put_rule()
+            .name(&rule)
+            .event_bus_name(&bus)
+            .event_pattern(serde_json::json!({ "source": [source] }).to_string())
+            .send()
+            .await
+            .expect("put rule");
+        events
+            .put_targets()
+            .rule(&rule)
+            .event_bus_name(&bus)
+            .targets(Target::builder().id("queue").arn(arn).build().unwrap())
+            .send()
+            .await
+            .expect("put targets");
+        BusWithQueue { bus, queue_url, sqs }
+    }
+
+    /// Every message delivered so far (received and deleted), as the
+    /// EventBridge envelopes they carry.
+    pub async fn drain(&self) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        let mut empty_polls = 0;
+        while empty_polls < 2 {
+            let resp = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .expect("receive");
+            let messages = resp.messages.unwrap_or_default();
+            if messages.is_empty() {
+                empty_polls += 1;
+                continue;
+            }
+            for m in messages {
+                out.push(serde_json::from_str(m.body().unwrap_or("null")).expect("message body is JSON"));
+                if let Some(handle) = m.receipt_handle() {
+                    self.sqs.delete_message().queue_url(&self.queue_url).receipt_handle(handle).send().await.expect("delete");
+                }
+            }
+        }
+        out
+    }
+}

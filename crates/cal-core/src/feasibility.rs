@@ -1,0 +1,543 @@
+//! Busy time and bookable slots (SEMANTICS.md §3–§4), for one provider and
+//! for several at once (`all_of` / `any_of`).
+
+use serde::{Serialize, Serializer};
+
+use crate::availability::{Availability, BookingParams, Exception, MAX_DURATION_MIN, WeeklyRule};
+use crate::intervals;
+use crate::time::{Instant, Interval, SECS_PER_DAY, Zone};
+
+/// Default step between slot starts, in minutes.
+pub const DEFAULT_STEP_MIN: u32 = 30;
+
+/// Why a feasibility query was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FeasibilityError {
+    #[error("`to` ({to}) is before `from` ({from})")]
+    ToBeforeFrom { from: Instant, to: Instant },
+    #[error("{duration} min is below the minimum duration of every window in the range (smallest minimum: {minimum} min)")]
+    DurationBelowMinimum { duration: u32, minimum: u32 },
+    #[error("must be between {min} and {max} minutes, got {got}")]
+    MinutesOutOfRange { field: &'static str, min: u32, max: u32, got: i64 },
+}
+
+impl FeasibilityError {
+    /// The query field the error is about, for messages that name it.
+    pub fn field(&self) -> &'static str {
+        match self {
+            FeasibilityError::ToBeforeFrom { .. } => "to",
+            FeasibilityError::DurationBelowMinimum { .. } => "duration_min",
+            FeasibilityError::MinutesOutOfRange { field, .. } => field,
+        }
+    }
+}
+
+/// Status of a booked event; only `confirmed` is busy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventStatus {
+    Confirmed,
+    Cancelled,
+}
+
+impl EventStatus {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "confirmed" => Some(EventStatus::Confirmed),
+            "cancelled" => Some(EventStatus::Cancelled),
+            _ => None,
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventStatus::Confirmed => "confirmed",
+            EventStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Status of a hold; only `active` (and unexpired) is busy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HoldStatus {
+    Active,
+    Released,
+    Converted,
+    Expired,
+}
+
+impl HoldStatus {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "active" => Some(HoldStatus::Active),
+            "released" => Some(HoldStatus::Released),
+            "converted" => Some(HoldStatus::Converted),
+            "expired" => Some(HoldStatus::Expired),
+            _ => None,
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            HoldStatus::Active => "active",
+            HoldStatus::Released => "released",
+            HoldStatus::Converted => "converted",
+            HoldStatus::Expired => "expired",
+        }
+    }
+}
+
+/// A booked event as far as busy time is concerned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventBusy {
+    pub event_id: String,
+    pub user_id: String,
+    pub interval: Interval,
+    pub status: EventStatus,
+}
+
+/// A hold as far as busy time is concerned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HoldBusy {
+    pub hold_id: String,
+    pub user_id: String,
+    pub interval: Interval,
+    pub expires_at: Instant,
+    pub status: HoldStatus,
+}
+
+impl HoldBusy {
+    /// Active and not yet expired at `now`: a hold expiring exactly at `now`
+    /// is already free, sweeper or not (SEMANTICS.md §3).
+    pub fn blocks_at(&self, now: Instant) -> bool {
+        self.status == HoldStatus::Active && self.expires_at > now
+    }
+}
+
+/// Everything the engine needs to know about one provider.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProviderCalendar {
+    pub weekly_rules: Vec<WeeklyRule>,
+    pub exceptions: Vec<Exception>,
+    pub events: Vec<EventBusy>,
+    pub holds: Vec<HoldBusy>,
+    /// Busy time imported from the provider's external calendars; always applies.
+    pub external_busy: Vec<Interval>,
+}
+
+impl ProviderCalendar {
+    /// Busy time of `user_id` at `now` as a set (SEMANTICS.md §3).
+    pub fn busy(&self, user_id: &str, now: Instant) -> Vec<Interval> {
+        let events = self
+            .events
+            .iter()
+            .filter(|e| e.user_id == user_id && e.status == EventStatus::Confirmed)
+            .map(|e| e.interval);
+        let holds = self.holds.iter().filter(|h| h.user_id == user_id && h.blocks_at(now)).map(|h| h.interval);
+        intervals::merge(events.chain(holds).chain(self.external_busy.iter().copied()).collect())
+    }
+}
+
+/// Validated step, in minutes (1..=1440).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepMinutes(u32);
+
+impl StepMinutes {
+    pub fn new(minutes: i64) -> Result<Self, FeasibilityError> {
+        if (1..=1440).contains(&minutes) {
+            Ok(StepMinutes(minutes as u32))
+        } else {
+            Err(FeasibilityError::MinutesOutOfRange { field: "step_min", min: 1, max: 1440, got: minutes })
+        }
+    }
+
+    pub const fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl Default for StepMinutes {
+    fn default() -> Self {
+        StepMinutes(DEFAULT_STEP_MIN)
+    }
+}
+
+/// The time range and slot shape of a query, shared by single- and
+/// multi-provider queries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotRange {
+    from: Instant,
+    to: Instant,
+    duration_min: Option<u32>,
+    step: StepMinutes,
+}
+
+impl SlotRange {
+    /// `to < from` is an error; `to == from` is valid and yields nothing.
+    pub fn new(from: Instant, to: Instant, duration_min: Option<i64>, step: StepMinutes) -> Result<Self, FeasibilityError> {
+        if to < from {
+            return Err(FeasibilityError::ToBeforeFrom { from, to });
+        }
+        let duration_min = duration_min
+            .map(|d| {
+                if (1..=i64::from(MAX_DURATION_MIN)).contains(&d) {
+                    Ok(d as u32)
+                } else {
+                    Err(FeasibilityError::MinutesOutOfRange { field: "duration_min", min: 1, max: MAX_DURATION_MIN, got: d })
+                }
+            })
+            .transpose()?;
+        Ok(SlotRange { from, to, duration_min, step })
+    }
+
+    pub const fn from(&self) -> Instant {
+        self.from
+    }
+
+    pub const fn to(&self) -> Instant {
+        self.to
+    }
+
+    pub const fn duration_min(&self) -> Option<u32> {
+        self.duration_min
+    }
+
+    pub const fn step(&self) -> StepMinutes {
+        self.step
+    }
+}
+
+/// One provider's slot query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotQuery {
+    pub user_id: String,
+    pub role_code: String,
+    pub range: SlotRange,
+}
+
+/// A bookable slot, rendered locally in `zone`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Slot {
+    pub start: Instant,
+    pub end: Instant,
+    pub zone: Zone,
+}
+
+impl Slot {
+    /// The start in the slot's zone with its offset.
+    pub fn start_local(&self) -> String {
+        self.zone.render(self.start)
+    }
+}
+
+impl Serialize for Slot {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Slot", 3)?;
+        st.serialize_field("start", &self.start)?;
+        st.serialize_field("end", &self.end)?;
+        st.serialize_field("start_local", &self.start_local())?;
+        st.end()
+    }
+}
+
+/// The answer to a slot query: the slots, and the free ranges (availability
+/// − busy, clipped to the query, not cut by lead time or booking window)
+/// for a preview calendar.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SlotAnswer {
+    pub slots: Vec<Slot>,
+    pub free: Vec<Interval>,
+}
+
+/// A start instant that passes every rule except the duration, with what is
+/// needed to finish the decision for any duration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Candidate {
+    start: Instant,
+    /// Strictest parameters of the windows containing `start`.
+    governing: BookingParams,
+    /// End of the free range containing `start`.
+    free_end: Instant,
+    /// Zone of the first window (by start, end, zone) containing `start` on
+    /// whose step grid it lies.
+    zone: Zone,
+}
+
+impl Candidate {
+    /// Whether a slot of `minutes` starting here is allowed and fits.
+    fn fits(&self, minutes: u32) -> bool {
+        minutes >= self.governing.min_duration_min && self.start.plus_minutes(minutes.into()) <= self.free_end
+    }
+}
+
+/// One provider's evaluated calendar for a range: candidates, free time and
+/// the minimum duration used to validate a requested one.
+#[derive(Clone, Debug)]
+struct Evaluation {
+    candidates: Vec<Candidate>,
+    free: Vec<Interval>,
+    /// Smallest minimum duration among windows sharing an instant with the
+    /// query range; `None` when no window does.
+    smallest_minimum: Option<u32>,
+}
+
+impl Evaluation {
+    fn check_duration(&self, range: &SlotRange) -> Result<(), FeasibilityError> {
+        match (range.duration_min, self.smallest_minimum) {
+            (Some(duration), Some(minimum)) if duration < minimum => {
+                Err(FeasibilityError::DurationBelowMinimum { duration, minimum })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Bookable slots of one provider (SEMANTICS.md §4). Deterministic: the same
+/// inputs give the same output.
+pub fn bookable_slots(query: &SlotQuery, calendar: &ProviderCalendar, now: Instant) -> Result<SlotAnswer, FeasibilityError> {
+    let range = &query.range;
+    let eval = evaluate(&query.user_id, &query.role_code, calendar, range, now);
+    eval.check_duration(range)?;
+    let slots = eval
+        .candidates
+        .iter()
+        .filter_map(|c| {
+            let minutes = range.duration_min.unwrap_or(c.governing.min_duration_min);
+            c.fits(minutes).then(|| Slot { start: c.start, end: c.start.plus_minutes(minutes.into()), zone: c.zone })
+        })
+        .collect();
+    Ok(SlotAnswer { slots, free: intervals::clip(&eval.free, range.from, range.to) })
+}
+
+fn evaluate(user_id: &str, role_code: &str, calendar: &ProviderCalendar, range: &SlotRange, now: Instant) -> Evaluation {
+    let (from, to) = (range.from, range.to);
+    // Slots start before `to` but may run past it through touching windows:
+    // build windows far enough beyond `to` to hold the longest possible slot.
+    let longest_minimum = calendar
+        .weekly_rules
+        .iter()
+        .filter(|r| r.user_id == user_id && r.role_code == role_code && r.active)
+        .map(|r| r.params.min_duration_min)
+        .chain([BookingParams::default().min_duration_min, range.duration_min.unwrap_or(0)])
+        .max()
+        .unwrap_or_default();
+    let horizon = to.plus_minutes(longest_minimum.into());
+    let avail = Availability::build(user_id, role_code, &calendar.weekly_rules, &calendar.exceptions, from, horizon);
+    let busy = calendar.busy(user_id, now);
+    let free = intervals::subtract(&avail.available, &busy);
+
+    let in_query = |iv: &Interval| iv.start() < to && from < iv.end();
+    let smallest_minimum = avail
+        .windows
+        .iter()
+        .filter(|w| in_query(&w.interval))
+        .map(|w| w.params.min_duration_min)
+        .min();
+
+    let step_secs = i64::from(range.step.get()) * 60;
+    let mut starts = Vec::new();
+    for w in avail.windows.iter().filter(|w| in_query(&w.interval)) {
+        let lo = w.interval.start().max(from);
+        let hi = w.interval.end().min(to);
+        let first = free.partition_point(|f| f.end() <= lo);
+        for f in free[first..].iter().take_while(|f| f.start() < hi) {
+            grid_points(w.zone, f.start().max(lo), f.end().min(hi), step_secs, &mut starts);
+        }
+    }
+    starts.sort_unstable();
+    starts.dedup();
+
+    let candidates = starts
+        .into_iter()
+        .filter_map(|t| {
+            let mut governing: Option<BookingParams> = None;
+            let mut zone = None;
+            for w in avail.windows_containing(t) {
+                governing = Some(governing.map_or(w.params, |g| g.strictest(w.params)));
+                if zone.is_none() && on_grid(w.zone, t, step_secs) {
+                    zone = Some(w.zone);
+                }
+            }
+            let (governing, zone) = (governing?, zone?);
+            let earliest = now.plus_secs(i64::from(governing.lead_time_hours) * 3600);
+            let latest = now.plus_secs(i64::from(governing.booking_window_days) * SECS_PER_DAY);
+            if t < earliest || t > latest {
+                return None;
+            }
+            let free_end = intervals::containing(&free, t)?.end();
+            Some(Candidate { start: t, governing, free_end, zone })
+        })
+        .collect();
+    Evaluation { candidates, free, smallest_minimum }
+}
+
+/// Whether `t` shows a whole multiple of the step after local midnight
+/// in `zone` (seconds zero).
+fn on_grid(zone: Zone, t: Instant, step_secs: i64) -> bool {
+    let local = t.unix() + i64::from(zone.offset_at(t));
+    local.rem_euclid(SECS_PER_DAY) % step_secs == 0
+}
+
+/// Appends every instant in `[a, b)` whose wall-clock time in `zone` lies on
+/// the step grid of its local day. Wall-clock times that do not exist are
+/// skipped; in a repeated hour both instants are produced.
+fn grid_points(zone: Zone, a: Instant, b: Instant, step_secs: i64, out: &mut Vec<Instant>) {
+    let mut t = a;
+    while t < b {
+        let offset = zone.offset_at(t);
+        let sod = (t.unix() + i64::from(offset)).rem_euclid(SECS_PER_DAY);
+        // Next grid point of this local day, or the next local midnight.
+        let next = (sod + step_secs - 1) / step_secs * step_secs;
+        let candidate = t.plus_secs(next.min(SECS_PER_DAY) - sod);
+        if candidate >= b {
+            break;
+        }
+        if zone.offset_at(candidate) != offset {
+            // A transition lies in (t, candidate]: no grid point before it
+            // was skipped, so carry on from the first instant after it.
+            t = zone.first_change(t, candidate);
+            continue;
+        }
+        out.push(candidate);
+        t = candidate.plus_secs(1);
+    }
+}
+
+/// How several providers combine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Combine {
+    /// Every listed provider is free for the whole slot.
+    AllOf,
+    /// At least one is; the answer says which.
+    AnyOf,
+}
+
+/// A provider taking part in a multi-provider query.
+#[derive(Clone, Copy, Debug)]
+pub struct Participant<'a> {
+    pub user_id: &'a str,
+    pub role_code: &'a str,
+    pub calendar: &'a ProviderCalendar,
+}
+
+/// A slot of a multi-provider query with the providers free for it, in the
+/// order they were listed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CommonSlot {
+    #[serde(flatten)]
+    pub slot: Slot,
+    pub providers: Vec<String>,
+}
+
+/// The answer to a multi-provider query; `free` is the intersection
+/// (`all_of`) or union (`any_of`) of the providers' free ranges.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CommonAnswer {
+    pub slots: Vec<CommonSlot>,
+    pub free: Vec<Interval>,
+}
+
+/// A refusal of a multi-provider query, naming the provider by position.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("providers[{index}]: {source}")]
+pub struct ParticipantError {
+    pub index: usize,
+    #[source]
+    pub source: FeasibilityError,
+}
+
+/// Slots for several providers at once.
+///
+/// Each provider's rules apply to it alone: a common slot starts on every
+/// provider's step grid (in each one's zones), satisfies each one's lead
+/// time, booking window and minimum duration, and lies in each one's free
+/// time. Without a requested duration an `all_of` slot lasts the largest of
+/// the providers' governing minimums; an `any_of` slot lasts each free
+/// provider's own minimum (one entry per distinct `(start, end)`).
+///
+/// A requested duration below every minimum is an error for `all_of` if any
+/// provider refuses it, for `any_of` only if all who have windows do.
+/// Local renderings use the first listed provider's zone that offers the slot.
+pub fn common_slots(mode: Combine, participants: &[Participant<'_>], range: &SlotRange, now: Instant) -> Result<CommonAnswer, ParticipantError> {
+    let evals: Vec<Evaluation> =
+        participants.iter().map(|p| evaluate(p.user_id, p.role_code, p.calendar, range, now)).collect();
+    let checks: Vec<Result<(), FeasibilityError>> = evals.iter().map(|e| e.check_duration(range)).collect();
+    let first_refusal = || {
+        checks.iter().enumerate().find_map(|(index, c)| c.clone().err().map(|source| ParticipantError { index, source }))
+    };
+    match mode {
+        Combine::AllOf => first_refusal().map_or(Ok(()), Err)?,
+        Combine::AnyOf => {
+            let refused = checks.iter().filter(|c| c.is_err()).count();
+            let with_windows = evals.iter().filter(|e| e.smallest_minimum.is_some()).count();
+            if refused > 0 && refused == with_windows {
+                return Err(first_refusal().expect("at least one refusal"));
+            }
+        }
+    }
+
+    let lookup = |e: &Evaluation, t: Instant| {
+        e.candidates.binary_search_by_key(&t, |c| c.start).ok().map(|i| e.candidates[i])
+    };
+    let mut slots = Vec::new();
+    match mode {
+        Combine::AllOf => {
+            // Only the first provider's starts can be common; each is looked
+            // up in the others, stopping at the first who does not offer it.
+            let mut all: Vec<Candidate> = Vec::with_capacity(evals.len());
+            for first in evals.first().map_or(&[][..], |e| &e.candidates[..]) {
+                let t = first.start;
+                all.clear();
+                all.push(*first);
+                if !evals[1..].iter().all(|e| lookup(e, t).map(|c| all.push(c)).is_some()) {
+                    continue;
+                }
+                let minutes = range
+                    .duration_min
+                    .unwrap_or_else(|| all.iter().map(|c| c.governing.min_duration_min).max().unwrap_or_default());
+                if all.iter().all(|c| c.fits(minutes)) {
+                    slots.push(CommonSlot {
+                        slot: Slot { start: t, end: t.plus_minutes(minutes.into()), zone: first.zone },
+                        providers: participants.iter().map(|p| p.user_id.to_owned()).collect(),
+                    });
+                }
+            }
+        }
+        Combine::AnyOf => {
+            // Every distinct start offered by anyone, in order.
+            let mut starts: Vec<Instant> = evals.iter().flat_map(|e| e.candidates.iter().map(|c| c.start)).collect();
+            starts.sort_unstable();
+            starts.dedup();
+            for t in starts {
+                let mut at_t: Vec<CommonSlot> = Vec::new();
+                for (p, e) in participants.iter().zip(&evals) {
+                    let Some(c) = lookup(e, t) else { continue };
+                    let minutes = range.duration_min.unwrap_or(c.governing.min_duration_min);
+                    if !c.fits(minutes) {
+                        continue;
+                    }
+                    let end = t.plus_minutes(minutes.into());
+                    match at_t.iter_mut().find(|s| s.slot.end == end) {
+                        Some(s) => s.providers.push(p.user_id.to_owned()),
+                        None => at_t.push(CommonSlot {
+                            slot: Slot { start: t, end, zone: c.zone },
+                            providers: vec![p.user_id.to_owned()],
+                        }),
+                    }
+                }
+                at_t.sort_by_key(|s| s.slot.end);
+                slots.extend(at_t);
+            }
+        }
+    }
+
+    let frees = evals.into_iter().map(|e| e.free);
+    let free = match mode {
+        Combine::AllOf => frees.reduce(|a, b| intervals::intersect(&a, &b)).unwrap_or_default(),
+        Combine::AnyOf => intervals::merge(frees.flatten().collect()),
+    };
+    Ok(CommonAnswer { slots, free: intervals::clip(&free, range.from, range.to) })
+}

@@ -1,0 +1,29 @@
+//! The calendar domain, pure: time zones and DST, availability rules →
+//! windows, interval algebra, busy time and feasibility.
+//!
+//! No I/O, no async, no AWS. Every function here is deterministic; the
+//! current time is always a parameter (`now`). The contract is
+//! `shared/spec/SEMANTICS.md`; comments cite its sections.
+
+#![forbid(unsafe_code)]
+
+pub mod availability;
+pub mod error;
+pub mod feasibility;
+pub mod holds;
+pub mod ics_in;
+pub mod ics_out;
+pub mod ics_rrule;
+pub mod intervals;
+pub mod time;
+pub mod windows_zones;
+pub mod wire;
+
+pub use availability::{Availability, BookingParams, Exception, ExceptionKind, WeekdayMask, WeeklyRule, Window};
+pub use feasibility::{
+    Combine, CommonAnswer, CommonSlot, EventBusy, EventStatus, FeasibilityError, HoldBusy, HoldStatus, Participant,
+    ProviderCalendar, Slot, SlotAnswer, SlotQuery, SlotRange, StepMinutes, bookable_slots, common_slots,
+};
+pub use time::{Instant, Interval, LocalMapping, LocalTime, TimeError, Zone};
+pub use error::{BookingError, ErrorType};
+pub use holds::{HoldKind, HoldMode, HoldRequest, HoldRequestInput};

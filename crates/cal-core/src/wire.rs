@@ -1,0 +1,301 @@
+//! The JSON form of engine input (CALCTL.md `calctl slots --input`), read
+//! into domain types with errors that name the field's path.
+//!
+//! Field names are the DDL's column names. Unknown fields are ignored; `null`
+//! counts as absent. Every row is validated, including inactive rules and rows
+//! of other users, which the engine then filters out.
+
+use serde_json::{Map, Value};
+
+use crate::availability::{BookingParams, Exception, ExceptionKind, RuleError, WeekdayMask, WeeklyRule};
+use crate::feasibility::{
+    Combine, EventBusy, EventStatus, FeasibilityError, HoldBusy, HoldStatus, ProviderCalendar, SlotQuery, SlotRange,
+    StepMinutes,
+};
+use crate::time::{Instant, Interval, LocalTime, TimeError, Zone, parse_date};
+
+/// What was wrong with one field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldProblem {
+    #[error("not valid JSON: {0}")]
+    Json(String),
+    #[error("cannot be read: {0}")]
+    Unreadable(String),
+    #[error("is required")]
+    Missing,
+    #[error("must be {0}")]
+    WrongType(&'static str),
+    #[error("must be one of {allowed}, got {got:?}")]
+    NotOneOf { allowed: &'static str, got: String },
+    #[error(transparent)]
+    Time(#[from] TimeError),
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+    #[error(transparent)]
+    Query(#[from] FeasibilityError),
+}
+
+/// A refused input: the path of the field (e.g. `weekly_rules[0].timezone`)
+/// and what was wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {problem}")]
+pub struct InputError {
+    pub path: String,
+    #[source]
+    pub problem: FieldProblem,
+}
+
+impl InputError {
+    pub fn new(path: impl Into<String>, problem: impl Into<FieldProblem>) -> Self {
+        InputError { path: path.into(), problem: problem.into() }
+    }
+}
+
+/// A JSON object with the path that leads to it.
+#[derive(Clone, Copy)]
+pub struct Obj<'a> {
+    path: &'a str,
+    map: &'a Map<String, Value>,
+}
+
+impl<'a> Obj<'a> {
+    /// `value` as an object at `path`.
+    pub fn at(path: &'a str, value: &'a Value) -> Result<Self, InputError> {
+        value.as_object().map(|map| Obj { path, map }).ok_or_else(|| InputError::new(path, FieldProblem::WrongType("an object")))
+    }
+
+    /// The path of field `key` ("key" at the top level).
+    pub fn path_of(&self, key: &str) -> String {
+        if self.path.is_empty() { key.to_owned() } else { format!("{}.{key}", self.path) }
+    }
+
+    fn err(&self, key: &str, problem: impl Into<FieldProblem>) -> InputError {
+        InputError::new(self.path_of(key), problem)
+    }
+
+    /// The field's value unless absent or null.
+    pub fn get(&self, key: &str) -> Option<&'a Value> {
+        self.map.get(key).filter(|v| !v.is_null())
+    }
+
+    pub fn opt_str(&self, key: &str) -> Result<Option<&'a str>, InputError> {
+        self.get(key).map(|v| v.as_str().ok_or_else(|| self.err(key, FieldProblem::WrongType("a string")))).transpose()
+    }
+
+    pub fn str(&self, key: &str) -> Result<&'a str, InputError> {
+        self.opt_str(key)?.ok_or_else(|| self.err(key, FieldProblem::Missing))
+    }
+
+    pub fn opt_int(&self, key: &str) -> Result<Option<i64>, InputError> {
+        self.get(key).map(|v| v.as_i64().ok_or_else(|| self.err(key, FieldProblem::WrongType("a whole number")))).transpose()
+    }
+
+    pub fn int(&self, key: &str) -> Result<i64, InputError> {
+        self.opt_int(key)?.ok_or_else(|| self.err(key, FieldProblem::Missing))
+    }
+
+    pub fn opt_bool(&self, key: &str) -> Result<Option<bool>, InputError> {
+        self.get(key).map(|v| v.as_bool().ok_or_else(|| self.err(key, FieldProblem::WrongType("true or false")))).transpose()
+    }
+
+    pub fn instant(&self, key: &str) -> Result<Instant, InputError> {
+        Instant::parse(self.str(key)?).map_err(|e| self.err(key, e))
+    }
+
+    pub fn zone(&self, key: &str) -> Result<Zone, InputError> {
+        Zone::parse(self.str(key)?).map_err(|e| self.err(key, e))
+    }
+
+    pub fn opt_local_time(&self, key: &str) -> Result<Option<LocalTime>, InputError> {
+        self.opt_str(key)?.map(|s| LocalTime::parse(s).map_err(|e| self.err(key, e))).transpose()
+    }
+
+    pub fn local_time(&self, key: &str) -> Result<LocalTime, InputError> {
+        self.opt_local_time(key)?.ok_or_else(|| self.err(key, FieldProblem::Missing))
+    }
+
+    /// `[start, end)` from two instant fields; an empty one names `end`.
+    pub fn interval(&self, start: &str, end: &str) -> Result<Interval, InputError> {
+        Interval::new(self.instant(start)?, self.instant(end)?).map_err(|e| self.err(end, e))
+    }
+
+    /// Each element of the array `key` (absent = empty), read by `f` with
+    /// its own path (`key[i]`).
+    pub fn each<T>(&self, key: &str, mut f: impl FnMut(Obj<'_>) -> Result<T, InputError>) -> Result<Vec<T>, InputError> {
+        let Some(value) = self.get(key) else { return Ok(Vec::new()) };
+        let items = value.as_array().ok_or_else(|| self.err(key, FieldProblem::WrongType("an array")))?;
+        let base = self.path_of(key);
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let path = format!("{base}[{i}]");
+                f(Obj::at(&path, item)?)
+            })
+            .collect()
+    }
+}
+
+/// Parses JSON text, reporting syntax errors with their line and column.
+pub fn parse_json(text: &str) -> Result<Value, InputError> {
+    serde_json::from_str(text).map_err(|e| InputError::new("input", FieldProblem::Json(e.to_string())))
+}
+
+/// A weekly rule row.
+pub fn weekly_rule(o: Obj<'_>) -> Result<WeeklyRule, InputError> {
+    let params = BookingParams::new(o.opt_int("min_duration_min")?, o.opt_int("lead_time_hours")?, o.opt_int("booking_window_days")?)
+        .map_err(|(field, e)| o.err(field, e))?;
+    Ok(WeeklyRule {
+        rule_id: o.opt_str("rule_id")?.unwrap_or_default().to_owned(),
+        user_id: o.str("user_id")?.to_owned(),
+        role_code: o.str("role_code")?.to_owned(),
+        weekday_mask: WeekdayMask::new(o.int("weekday_mask")?).map_err(|e| o.err("weekday_mask", e))?,
+        start_local: o.local_time("start_local")?,
+        end_local: o.local_time("end_local")?,
+        timezone: o.zone("timezone")?,
+        params,
+        active: o.opt_bool("active")?.unwrap_or(true),
+    })
+}
+
+/// An exception row; times are both present or both absent.
+pub fn exception(o: Obj<'_>) -> Result<Exception, InputError> {
+    let kind = ExceptionKind::parse(o.str("kind")?).map_err(|e| o.err("kind", e))?;
+    let date = parse_date(o.str("date_local")?).map_err(|e| o.err("date_local", e))?;
+    let times = match (o.opt_local_time("start_local")?, o.opt_local_time("end_local")?) {
+        (Some(s), Some(e)) => Some((s, e)),
+        (None, None) => None,
+        (Some(_), None) => return Err(o.err("end_local", RuleError::HalfTimes)),
+        (None, Some(_)) => return Err(o.err("start_local", RuleError::HalfTimes)),
+    };
+    Ok(Exception {
+        exc_id: o.opt_str("exc_id")?.unwrap_or_default().to_owned(),
+        user_id: o.str("user_id")?.to_owned(),
+        date_local: date,
+        timezone: o.zone("timezone")?,
+        kind,
+        times,
+    })
+}
+
+/// A booked event row.
+pub fn event(o: Obj<'_>) -> Result<EventBusy, InputError> {
+    let status = o.str("status")?;
+    Ok(EventBusy {
+        event_id: o.opt_str("event_id")?.unwrap_or_default().to_owned(),
+        user_id: o.str("user_id")?.to_owned(),
+        interval: o.interval("start", "end")?,
+        status: EventStatus::parse(status)
+            .ok_or_else(|| o.err("status", FieldProblem::NotOneOf { allowed: "confirmed, cancelled", got: status.into() }))?,
+    })
+}
+
+/// A hold row.
+pub fn hold(o: Obj<'_>) -> Result<HoldBusy, InputError> {
+    let status = o.str("status")?;
+    Ok(HoldBusy {
+        hold_id: o.opt_str("hold_id")?.unwrap_or_default().to_owned(),
+        user_id: o.str("user_id")?.to_owned(),
+        interval: o.interval("start", "end")?,
+        expires_at: o.instant("expires_at")?,
+        status: HoldStatus::parse(status).ok_or_else(|| {
+            o.err("status", FieldProblem::NotOneOf { allowed: "active, released, converted, expired", got: status.into() })
+        })?,
+    })
+}
+
+/// Reads the calendar arrays of a document (all optional).
+pub fn calendar(o: Obj<'_>) -> Result<ProviderCalendar, InputError> {
+    Ok(ProviderCalendar {
+        weekly_rules: o.each("weekly_rules", weekly_rule)?,
+        exceptions: o.each("exceptions", exception)?,
+        events: o.each("events", event)?,
+        holds: o.each("holds", hold)?,
+        external_busy: o.each("external_busy", |b| b.interval("start", "end"))?,
+    })
+}
+
+/// The time range part of a query object.
+pub fn slot_range(q: Obj<'_>) -> Result<SlotRange, InputError> {
+    let step = match q.opt_int("step_min")? {
+        Some(s) => StepMinutes::new(s).map_err(|e| q.err("step_min", e))?,
+        None => StepMinutes::default(),
+    };
+    SlotRange::new(q.instant("from")?, q.instant("to")?, q.opt_int("duration_min")?, step).map_err(|e| q.err(e.field(), e))
+}
+
+/// Who a document asks about: one provider, or several combined.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Subject {
+    One(SlotQuery),
+    Many { mode: Combine, providers: Vec<(String, String)>, range: SlotRange },
+}
+
+/// A whole `calctl slots --input` document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotsDocument {
+    pub now: Instant,
+    pub subject: Subject,
+    pub calendar: ProviderCalendar,
+}
+
+/// Reads a `calctl slots --input` document (CALCTL.md). Besides the single
+/// provider form, `query` may name `all_of` or `any_of`: an array of
+/// `{"user_id", "role_code"}` whose rows are all in the document's arrays.
+pub fn slots_document(text: &str) -> Result<SlotsDocument, InputError> {
+    let value = parse_json(text)?;
+    let doc = Obj::at("", &value)?;
+    let now = doc.instant("now")?;
+    let query_value = doc.get("query").ok_or_else(|| doc.err("query", FieldProblem::Missing))?;
+    let q = Obj::at("query", query_value)?;
+    let range = slot_range(q)?;
+    let multi = [("all_of", Combine::AllOf), ("any_of", Combine::AnyOf)].into_iter().find(|(k, _)| q.get(k).is_some());
+    let subject = match multi {
+        Some((key, mode)) => {
+            let providers = q.each(key, |p| Ok((p.str("user_id")?.to_owned(), p.str("role_code")?.to_owned())))?;
+            if providers.is_empty() {
+                return Err(q.err(key, FieldProblem::WrongType("a non-empty array of {user_id, role_code}")));
+            }
+            Subject::Many { mode, providers, range }
+        }
+        None => Subject::One(SlotQuery {
+            user_id: q.str("user_id")?.to_owned(),
+            role_code: q.str("role_code")?.to_owned(),
+            range,
+        }),
+    };
+    Ok(SlotsDocument { now, subject, calendar: calendar(doc)? })
+}
+
+/// The engine's answer to a document: one provider's slots or common slots.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(untagged)]
+pub enum DocumentAnswer {
+    One(crate::feasibility::SlotAnswer),
+    Many(crate::feasibility::CommonAnswer),
+}
+
+/// Runs the engine on a document; a refused duration names
+/// `query.duration_min` (and, for several providers, which one).
+pub fn answer(doc: &SlotsDocument) -> Result<DocumentAnswer, InputError> {
+    match &doc.subject {
+        Subject::One(query) => crate::feasibility::bookable_slots(query, &doc.calendar, doc.now)
+            .map(DocumentAnswer::One)
+            .map_err(|e| InputError::new(format!("query.{}", e.field()), e)),
+        Subject::Many { mode, providers, range } => {
+            let participants: Vec<crate::feasibility::Participant<'_>> = providers
+                .iter()
+                .map(|(user_id, role_code)| crate::feasibility::Participant { user_id, role_code, calendar: &doc.calendar })
+                .collect();
+            crate::feasibility::common_slots(*mode, &participants, range, doc.now)
+                .map(DocumentAnswer::Many)
+                .map_err(|e| {
+                    let key = match mode {
+                        Combine::AllOf => "all_of",
+                        Combine::AnyOf => "any_of",
+                    };
+                    InputError::new(format!("query.{key}[{}].duration_min", e.index), e.source)
+                })
+        }
+    }
+}

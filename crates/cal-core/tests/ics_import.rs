@@ -1,0 +1,229 @@
+//! ICS import (SEMANTICS.md §6): real-shaped calendars from Google, Outlook
+//! and Apple, recurrence with overrides, zones, all-day and floating times,
+//! and the rejections and repairs. Expected instants are worked out by hand
+//! and compared as RFC 3339 strings.
+
+use cal_core::Zone;
+use cal_core::ics_in::{ImportLimits, Imported, Rejection, import};
+use cal_core::time::Instant;
+
+fn at(s: &str) -> Instant {
+    Instant::parse(s).unwrap()
+}
+
+fn run(body: &str, zone: &str) -> Imported {
+    import(body.as_bytes(), Zone::parse(zone).unwrap(), at("2026-01-01T00:00:00Z"), at("2027-01-01T00:00:00Z"), ImportLimits::default())
+        .unwrap_or_else(|e| panic!("rejected: {e}"))
+}
+
+fn spans(i: &Imported) -> Vec<String> {
+    i.busy.iter().map(|b| format!("{}/{}", b.start, b.end)).collect()
+}
+
+fn cal(inner: &str) -> String {
+    format!("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n{inner}END:VCALENDAR\r\n")
+}
+
+#[test]
+fn google_utc_recurrence_follows_x_wr_timezone_across_dst() {
+    // Mondays 09:00 Berlin stored in UTC; after 2026-03-29 Berlin is +02:00.
+    let body = cal(
+        "X-WR-TIMEZONE:Europe/Berlin\r\nBEGIN:VEVENT\r\nUID:g1@google.com\r\nDTSTART:20260316T080000Z\r\n\
+         DTEND:20260316T090000Z\r\nRRULE:FREQ=WEEKLY;COUNT=4\r\nSUMMARY:Standup\r\nEND:VEVENT\r\n",
+    );
+    let i = run(&body, "UTC");
+    assert_eq!(
+        spans(&i),
+        [
+            "2026-03-16T08:00:00Z/2026-03-16T09:00:00Z",
+            "2026-03-23T08:00:00Z/2026-03-23T09:00:00Z",
+            "2026-03-30T07:00:00Z/2026-03-30T08:00:00Z",
+            "2026-04-06T07:00:00Z/2026-04-06T08:00:00Z",
+        ]
+    );
+    assert!(i.warnings.is_empty(), "{:?}", i.warnings);
+}
+
+const OUTLOOK_TZ: &str = "BEGIN:VTIMEZONE\r\nTZID:W. Europe Standard Time\r\nBEGIN:STANDARD\r\nDTSTART:16010101T030000\r\n\
+    TZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nRRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=-1SU;BYMONTH=10\r\nEND:STANDARD\r\n\
+    BEGIN:DAYLIGHT\r\nDTSTART:16010101T020000\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0200\r\n\
+    RRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=-1SU;BYMONTH=3\r\nEND:DAYLIGHT\r\nEND:VTIMEZONE\r\n";
+
+#[test]
+fn outlook_windows_tzid_maps_through_cldr() {
+    let body = cal(&format!(
+        "{OUTLOOK_TZ}BEGIN:VEVENT\r\nUID:o1\r\nDTSTART;TZID=W. Europe Standard Time:20261023T100000\r\n\
+         DTEND;TZID=W. Europe Standard Time:20261023T110000\r\nRRULE:FREQ=DAILY;COUNT=4\r\nSUMMARY:Review\r\nEND:VEVENT\r\n"
+    ));
+    assert_eq!(
+        spans(&run(&body, "UTC")),
+        [
+            "2026-10-23T08:00:00Z/2026-10-23T09:00:00Z",
+            "2026-10-24T08:00:00Z/2026-10-24T09:00:00Z",
+            "2026-10-25T09:00:00Z/2026-10-25T10:00:00Z",
+            "2026-10-26T09:00:00Z/2026-10-26T10:00:00Z",
+        ]
+    );
+}
+
+#[test]
+fn a_custom_vtimezone_is_used_with_the_point_rule() {
+    // Berlin's rules under a name no database knows.
+    let tz = OUTLOOK_TZ.replace("W. Europe Standard Time", "My Office");
+    let body = cal(&format!(
+        "{tz}BEGIN:VEVENT\r\nUID:c1\r\nDTSTART;TZID=My Office:20260329T023000\r\nDURATION:PT30M\r\nEND:VEVENT\r\n\
+         BEGIN:VEVENT\r\nUID:c2\r\nDTSTART;TZID=\"My Office\":20261025T023000\r\nDURATION:PT30M\r\nEND:VEVENT\r\n\
+         BEGIN:VEVENT\r\nUID:c3\r\nDTSTART;TZID=My Office:20260701T120000\r\nDURATION:PT1H\r\nEND:VEVENT\r\n"
+    ));
+    assert_eq!(
+        spans(&run(&body, "UTC")),
+        [
+            // 02:30 does not exist on 03-29: the offset before the gap (+01:00).
+            "2026-03-29T01:30:00Z/2026-03-29T02:00:00Z",
+            "2026-07-01T10:00:00Z/2026-07-01T11:00:00Z",
+            // 02:30 happens twice on 10-25: the first (+02:00).
+            "2026-10-25T00:30:00Z/2026-10-25T01:00:00Z",
+        ]
+    );
+}
+
+#[test]
+fn all_day_events_block_whole_local_days_and_floating_times_use_the_provider_zone() {
+    let body = cal(
+        "BEGIN:VEVENT\r\nUID:a1\r\nDTSTART;VALUE=DATE:20260308\r\nDTEND;VALUE=DATE:20260309\r\nEND:VEVENT\r\n\
+         BEGIN:VEVENT\r\nUID:a2\r\nDTSTART;VALUE=DATE:20260312\r\nEND:VEVENT\r\n\
+         BEGIN:VEVENT\r\nUID:f1\r\nDTSTART:20260310T090000\r\nDTEND:20260310T100000\r\nEND:VEVENT\r\n\
+         BEGIN:VEVENT\r\nUID:z1\r\nDTSTART:20260311T090000Z\r\nEND:VEVENT\r\n",
+    );
+    assert_eq!(
+        spans(&run(&body, "America/New_York")),
+        [
+            // The spring-forward day is 23 hours long.
+            "2026-03-08T05:00:00Z/2026-03-09T04:00:00Z",
+            "2026-03-10T13:00:00Z/2026-03-10T14:00:00Z",
+            // A DATE without DTEND lasts one day; a DATE-TIME without one blocks nothing.
+            "2026-03-12T04:00:00Z/2026-03-13T04:00:00Z",
+        ]
+    );
+}
+
+#[test]
+fn every_occurrence_lasts_the_first_instances_exact_duration_but_days_are_nominal() {
+    let body = cal(
+        // 00:00–04:00 on the spring-forward day is 3 hours; every occurrence lasts 3 hours.
+        "BEGIN:VEVENT\r\nUID:d1\r\nDTSTART;TZID=America/New_York:20260308T000000\r\n\
+         DTEND;TZID=America/New_York:20260308T040000\r\nRRULE:FREQ=DAILY;COUNT=2\r\nEND:VEVENT\r\n\
+         BEGIN:VEVENT\r\nUID:d2\r\nDTSTART;TZID=America/New_York:20260307T120000\r\nDURATION:P1D\r\nEND:VEVENT\r\n",
+    );
+    assert_eq!(
+        spans(&run(&body, "UTC")),
+        [
+            // P1D from Sat 12:00 EST ends Sun 12:00 EDT: 23 hours.
+            "2026-03-07T17:00:00Z/2026-03-08T16:00:00Z",
+            "2026-03-08T05:00:00Z/2026-03-08T08:00:00Z",
+            "2026-03-09T04:00:00Z/2026-03-09T07:00:00Z",
+        ]
+    );
+}
+
+#[test]
+fn overrides_exdates_rdates_and_what_does_not_block() {
+    let body = cal(
+        "BEGIN:VEVENT\r\nUID:w1\r\nDTSTART:20260302T100000Z\r\nDTEND:20260302T110000Z\r\nRRULE:FREQ=WEEKLY;COUNT=5\r\n\
+         EXDATE:20260316T100000Z\r\nRDATE:20260305T150000Z\r\nSUMMARY:Weekly\r\nEND:VEVENT\r\n\
+         BEGIN:VEVENT\r\nUID:w1\r\nRECURRENCE-ID:20260309T100000Z\r\nDTSTART:20260310T140000Z\r\nDTEND:20260310T143000Z\r\n\
+         SUMMARY:Moved\r\nEND:VEVENT\r\n\
+         BEGIN:VEVENT\r\nUID:w1\r\nRECURRENCE-ID:20260323T100000Z\r\nDTSTART:20260323T100000Z\r\nDTEND:20260323T110000Z\r\n\
+         STATUS:CANCELLED\r\nEND:VEVENT\r\n\
+         BEGIN:VEVENT\r\nUID:t1\r\nDTSTART:20260304T100000Z\r\nDTEND:20260304T110000Z\r\nTRANSP:TRANSPARENT\r\nEND:VEVENT\r\n\
+         BEGIN:VEVENT\r\nUID:x1\r\nDTSTART:20260306T100000Z\r\nDTEND:20260306T110000Z\r\nSTATUS:CANCELLED\r\nEND:VEVENT\r\n",
+    );
+    let i = run(&body, "UTC");
+    assert_eq!(
+        spans(&i),
+        [
+            "2026-03-02T10:00:00Z/2026-03-02T11:00:00Z",
+            "2026-03-05T15:00:00Z/2026-03-05T16:00:00Z",
+            "2026-03-10T14:00:00Z/2026-03-10T14:30:00Z",
+            "2026-03-30T10:00:00Z/2026-03-30T11:00:00Z",
+        ]
+    );
+    let moved = &i.busy[2];
+    assert_eq!((moved.summary.as_str(), moved.recurrence_id), ("Moved", Some(at("2026-03-09T10:00:00Z"))));
+}
+
+#[test]
+fn this_and_future_overrides_move_the_rest_of_the_series() {
+    let body = cal(
+        "BEGIN:VEVENT\r\nUID:r1\r\nDTSTART:20260302T100000Z\r\nDTEND:20260302T110000Z\r\nRRULE:FREQ=DAILY;COUNT=5\r\nEND:VEVENT\r\n\
+         BEGIN:VEVENT\r\nUID:r1\r\nRECURRENCE-ID;RANGE=THISANDFUTURE:20260304T100000Z\r\nDTSTART:20260304T120000Z\r\n\
+         DTEND:20260304T123000Z\r\nEND:VEVENT\r\n",
+    );
+    assert_eq!(
+        spans(&run(&body, "UTC")),
+        [
+            "2026-03-02T10:00:00Z/2026-03-02T11:00:00Z",
+            "2026-03-03T10:00:00Z/2026-03-03T11:00:00Z",
+            "2026-03-04T12:00:00Z/2026-03-04T12:30:00Z",
+            "2026-03-05T12:00:00Z/2026-03-05T12:30:00Z",
+            "2026-03-06T12:00:00Z/2026-03-06T12:30:00Z",
+        ]
+    );
+}
+
+#[test]
+fn faults_inside_a_valid_calendar_are_repaired_or_skipped_with_their_line() {
+    let body = "BEGIN:VCALENDAR\nVERSION:2.0\n\
+        BEGIN:VEVENT\nUID:ok\nDTSTART;TZID=Mars/Olympus:20260302T100000\nDTEND;TZID=Mars/Olympus:20260302T110000\nSUMMARY:Long\n  folded\nEND:VEVENT\n\
+        BEGIN:VEVENT\nUID:swap\nDTSTART:20260303T110000Z\nDTEND:20260303T100000Z\nEND:VEVENT\n\
+        BEGIN:VEVENT\nUID:bad-start\nDTSTART:2026-03-04 10:00\nDTEND:20260304T110000Z\nEND:VEVENT\n\
+        BEGIN:VEVENT\nUID:bad-rule\nDTSTART:20260305T100000Z\nDTEND:20260305T110000Z\nRRULE:FREQ=FORTNIGHTLY\nEND:VEVENT\n\
+        END:VCALENDAR\n";
+    let i = run(body, "Europe/Berlin");
+    // The unknown TZID is floating in Berlin (+01:00); the inverted one is swapped.
+    assert_eq!(spans(&i), ["2026-03-02T09:00:00Z/2026-03-02T10:00:00Z", "2026-03-03T10:00:00Z/2026-03-03T11:00:00Z"]);
+    assert_eq!(i.busy[0].summary, "Long folded");
+    let lines: Vec<usize> = i.warnings.iter().map(|w| w.line).collect();
+    assert_eq!(lines, [5, 13, 17, 24], "{:#?}", i.warnings);
+    assert!(i.warnings[0].message.contains("Mars/Olympus"));
+    assert!(i.warnings[1].message.contains("swapped"));
+    assert!(i.warnings[2].message.contains("DTSTART"));
+    assert!(i.warnings[3].message.contains("RRULE"));
+}
+
+#[test]
+fn bodies_that_are_not_calendars_are_rejected_with_their_line() {
+    let zone = Zone::UTC;
+    let (from, to) = (at("2026-01-01T00:00:00Z"), at("2027-01-01T00:00:00Z"));
+    let try_import = |b: &[u8]| import(b, zone, from, to, ImportLimits::default()).unwrap_err();
+    assert_eq!(try_import(b""), Rejection::Empty);
+    assert_eq!(try_import(b"\n\n<!DOCTYPE html><html>").line(), Some(3));
+    assert!(matches!(try_import(b"<html><body>Sign in</body></html>"), Rejection::NotCalendar { line: 1, .. }));
+    assert!(matches!(try_import(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"), Rejection::Binary { .. }));
+    let truncated = try_import(b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:x\r\nDTSTART:20260302T100000Z\r\n");
+    assert_eq!(truncated, Rejection::Truncated { line: 4, open: "VCALENDAR".into() });
+    assert!(truncated.to_string().starts_with("line 4: truncated"));
+    let mismatched = try_import(b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nEND:VCALENDAR\r\n");
+    assert!(matches!(mismatched, Rejection::Mismatched { line: 3, .. }));
+    // Non-UTF-8 bytes are not a reason to fail.
+    let latin1 = b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:l\r\nSUMMARY:Caf\xe9\r\nDTSTART:20260302T100000Z\r\nDURATION:PT1H\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    let ok = import(latin1, zone, from, to, ImportLimits::default()).unwrap();
+    assert_eq!(ok.busy.len(), 1);
+}
+
+#[test]
+fn limits_refuse_oversized_calendars_and_stop_hostile_rules() {
+    let small = ImportLimits { max_bytes: 100, ..ImportLimits::default() };
+    let body = cal("BEGIN:VEVENT\r\nUID:a\r\nDTSTART:20260302T100000Z\r\nDURATION:PT1H\r\nEND:VEVENT\r\n");
+    let e = import(body.as_bytes(), Zone::UTC, at("2026-01-01T00:00:00Z"), at("2027-01-01T00:00:00Z"), small).unwrap_err();
+    assert!(matches!(e, Rejection::TooLarge { max: 100, .. }), "{e}");
+    let few = ImportLimits { max_events: 1, ..ImportLimits::default() };
+    let two = cal(&"BEGIN:VEVENT\r\nUID:a\r\nDTSTART:20260302T100000Z\r\nDURATION:PT1H\r\nEND:VEVENT\r\n".repeat(2));
+    let e = import(two.as_bytes(), Zone::UTC, at("2026-01-01T00:00:00Z"), at("2027-01-01T00:00:00Z"), few).unwrap_err();
+    assert_eq!(e.to_string(), "2 events, over the limit of 1");
+    // Every second since 1970, with no end: bounded, and said so.
+    let hostile = cal("BEGIN:VEVENT\r\nUID:h\r\nDTSTART:19700101T000000Z\r\nDURATION:PT1S\r\nRRULE:FREQ=SECONDLY\r\nEND:VEVENT\r\n");
+    let i = run(&hostile, "UTC");
+    assert!(i.busy.is_empty());
+    assert!(i.warnings.iter().any(|w| w.message.contains("limit")), "{:?}", i.warnings);
+}

@@ -1,0 +1,399 @@
+//! Bookings against a real PostgreSQL (`DATABASE_URL`; a fresh database is
+//! created on that server and dropped at the end). A plain timed binary, not
+//! criterion: each measurement is a few thousand transactions over real
+//! connections, and the race is one shot per round by design.
+//!
+//! (a) Hold throughput on distinct slots (no contention between requests),
+//!     sequentially over one connection and over N concurrent connections,
+//!     next to a single-row INSERT loop into a scratch table on the same
+//!     database through the same client API. Target: holds/s ≥ 0.5 × inserts/s.
+//! (b) A race: R tasks, each on its own connection, create a hold for the same
+//!     slot at the same moment, several rounds. Target: p99 latency ≤ 50 ms,
+//!     and exactly one winner per round (the others get `CONFLICT`).
+//!
+//! (c) Where one uncontended `create_hold` spends its time: the same steps
+//!     timed one by one (lock, calendar load, the pure re-check), for reading
+//!     (a) and (b).
+//!
+//! Run: `cargo bench -p cal-store --bench booking [-- --holds 2000 --connections 16 --race 200 --rounds 5]`
+//! against a throwaway server (`eval "$(scripts/pg.sh start DIR)"`, which
+//! allows 300 connections; the race needs R + 3).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant as Timer};
+
+use cal_core::availability::{BookingParams, WeekdayMask, WeeklyRule};
+use cal_core::holds::check_hold;
+use cal_core::{BookingError, HoldKind, HoldMode, HoldRequest, HoldRequestInput, Instant, LocalTime, Zone};
+use cal_store::StoreError;
+use cal_store::testing::TestDb;
+use tokio::sync::Barrier;
+use tokio_postgres::Client;
+
+const ROLE: &str = "photographer";
+/// Rules open 06:00–22:00 UTC every day: 16 hourly slots a day.
+const SLOTS_PER_DAY: u64 = 16;
+const FIRST_HOUR: u64 = 6;
+
+struct Options {
+    holds: usize,
+    connections: usize,
+    race: usize,
+    rounds: usize,
+}
+
+impl Options {
+    fn from_args() -> Options {
+        let mut o = Options { holds: 2_000, connections: 16, race: 200, rounds: 5 };
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let mut i = 0;
+        while i < args.len() {
+            // `cargo bench` passes --bench; anything unknown is ignored the same way.
+            let value = || args.get(i + 1).and_then(|v| v.parse::<usize>().ok()).filter(|&v| v > 0);
+            let slot = match args[i].as_str() {
+                "--holds" => Some(&mut o.holds),
+                "--connections" => Some(&mut o.connections),
+                "--race" => Some(&mut o.race),
+                "--rounds" => Some(&mut o.rounds),
+                _ => None,
+            };
+            if let Some(slot) = slot {
+                *slot = value().unwrap_or_else(|| panic!("{} takes a positive number", args[i]));
+                i += 1;
+            }
+            i += 1;
+        }
+        o
+    }
+}
+
+fn now() -> Instant {
+    Instant::parse("2026-03-01T00:00:00Z").unwrap()
+}
+
+fn rule(user: &str) -> WeeklyRule {
+    WeeklyRule {
+        rule_id: format!("wr_{user}"),
+        user_id: user.into(),
+        role_code: ROLE.into(),
+        weekday_mask: WeekdayMask::new(127).unwrap(),
+        start_local: LocalTime::parse("06:00").unwrap(),
+        end_local: LocalTime::parse("22:00").unwrap(),
+        timezone: Zone::UTC,
+        params: BookingParams::new(Some(60), Some(0), Some(365)).unwrap(),
+        active: true,
+    }
+}
+
+/// The `k`-th distinct hourly slot of a provider, from Monday 2026-03-02.
+fn slot(k: u64) -> (Instant, Instant) {
+    let day0 = Instant::parse("2026-03-02T00:00:00Z").unwrap();
+    let start = day0.plus_secs(((k / SLOTS_PER_DAY) * 86_400 + (FIRST_HOUR + k % SLOTS_PER_DAY) * 3_600) as i64);
+    (start, start.plus_secs(3_600))
+}
+
+fn request(user: &str, key: &str, (start, end): (Instant, Instant)) -> HoldRequest {
+    HoldRequest::new(HoldRequestInput {
+        user_id: user.into(),
+        role_code: ROLE.into(),
+        customer_id: Some("c_bench".into()),
+        start,
+        end,
+        kind: Some(HoldKind::Checkout),
+        mode: Some(HoldMode::Instant),
+        event_id: None,
+        ttl_min: None,
+        step_min: None,
+        idempotency_key: key.into(),
+    })
+    .expect("a valid request")
+}
+
+async fn seed(db: &mut TestDb, users: impl Iterator<Item = String>) {
+    for user in users {
+        cal_store::put_rule(&mut db.client, &rule(&user)).await.expect("rule stored");
+    }
+}
+
+/// `holds` holds over `providers` providers named `{prefix}{p}`, provider `p`
+/// served by connection `p % clients.len()`; returns holds per second.
+async fn hold_throughput(clients: Vec<Client>, prefix: &str, providers: usize, holds: usize) -> f64 {
+    let n = clients.len();
+    let started = Timer::now();
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(c, mut client)| {
+            let prefix = prefix.to_owned();
+            tokio::spawn(async move {
+                // Hold h goes to provider h % providers, as its (h / providers)-th slot.
+                for h in (0..holds).filter(|h| (h % providers) % n == c) {
+                    let user = format!("{prefix}{}", h % providers);
+                    let req = request(&user, &format!("k{h}"), slot((h / providers) as u64));
+                    cal_store::create_hold(&mut client, &req, now()).await.expect("a distinct slot is free");
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    holds as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The same number of single-row INSERTs (autocommit, the same
+/// `Client::execute(&str, …)` the store uses); returns inserts per second.
+async fn insert_throughput(clients: Vec<Client>, rows: usize) -> f64 {
+    let n = clients.len();
+    let started = Timer::now();
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(c, client)| {
+            tokio::spawn(async move {
+                for h in (0..rows).filter(|h| h % n == c) {
+                    let (start, end) = slot(h as u64);
+                    client
+                        .execute(
+                            "insert into bench_scratch (user_id, start_at, end_at, note) values ($1, $2, $3, $4)",
+                            &[&format!("u{h}"), &start.to_chrono(), &end.to_chrono(), &"scratch"],
+                        )
+                        .await
+                        .expect("insert");
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    rows as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn connections(db: &TestDb, n: usize) -> Vec<Client> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(db.connect().await);
+    }
+    out
+}
+
+/// Mean time of each step of an uncontended `create_hold`, 200 samples each.
+async fn breakdown(db: &mut TestDb) {
+    const N: usize = 200;
+    let user = "steps_p".to_owned();
+    seed(db, std::iter::once(user.clone())).await;
+    let mut client = db.connect().await;
+    let reqs: Vec<HoldRequest> = (0..N).map(|k| request(&user, &format!("s{k}"), slot(k as u64))).collect();
+    let mean = |d: Duration| format!("{:.3}", d.as_secs_f64() * 1_000.0 / N as f64);
+
+    let t = Timer::now();
+    for _ in 0..N {
+        let tx = client.transaction().await.unwrap();
+        tx.execute("select pg_advisory_xact_lock(hashtextextended('cal.provider:' || $1, 0))", &[&user]).await.unwrap();
+        tx.rollback().await.unwrap();
+    }
+    let lock = t.elapsed();
+
+    let t = Timer::now();
+    let mut calendars = Vec::with_capacity(N);
+    for r in &reqs {
+        let (s, e) = (r.interval.start(), r.interval.end());
+        calendars.push(cal_store::load_calendar(&client, &user, ROLE, s, e, Some(r.minutes())).await.unwrap());
+    }
+    let load = t.elapsed();
+
+    let t = Timer::now();
+    for (r, c) in reqs.iter().zip(&calendars) {
+        check_hold(r, c, now()).expect("free");
+    }
+    let check = t.elapsed();
+
+    // A request for a taken slot: the re-check fails and builds alternatives.
+    let taken = request(&user, "taken", slot(0));
+    cal_store::create_hold(&mut client, &taken, now()).await.unwrap();
+    let (s, e) = (taken.interval.start(), taken.interval.end());
+    let busy = cal_store::load_calendar(&client, &user, ROLE, s, e, Some(taken.minutes())).await.unwrap();
+    let t = Timer::now();
+    for _ in 0..N {
+        assert!(check_hold(&taken, &busy, now()).is_err());
+    }
+    let refuse = t.elapsed();
+
+    let t = Timer::now();
+    for r in reqs.iter().skip(1) {
+        cal_store::create_hold(&mut client, r, now()).await.unwrap();
+    }
+    let full = t.elapsed() * N as u32 / (N as u32 - 1);
+
+    println!();
+    println!("(c) one uncontended create_hold, step by step (mean of {N}, one connection)");
+    println!("    {:<48} {:>8}", "step", "ms");
+    println!("    {:<48} {:>8}", "begin + advisory lock + rollback", mean(lock));
+    println!("    {:<48} {:>8}", "load_calendar (5 statements, pipelined)", mean(load));
+    println!("    {:<48} {:>8}", "check_hold, free slot (cal-core, CPU)", mean(check));
+    println!("    {:<48} {:>8}", "check_hold, taken slot + alternatives (CPU)", mean(refuse));
+    println!("    {:<48} {:>8}", "create_hold, whole", mean(full));
+}
+
+enum Outcome {
+    Won,
+    Conflict,
+    Failed(String),
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1_000.0)
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    if std::env::var_os("DATABASE_URL").is_none() {
+        eprintln!(
+            "booking bench: set DATABASE_URL to a server where the user may CREATE DATABASE, e.g. \
+             eval \"$(scripts/pg.sh start \"$(mktemp -d)\")\""
+        );
+        std::process::exit(2);
+    }
+    let o = Options::from_args();
+    let mut db = TestDb::new().await;
+    let version: String = db.client.query_one("show server_version", &[]).await.unwrap().get(0);
+    let max_conn: String = db.client.query_one("show max_connections", &[]).await.unwrap().get(0);
+    let max_conn: usize = max_conn.parse().unwrap_or(100);
+    // TestDb's own connection, the admin connection and a margin.
+    let race = o.race.min(max_conn.saturating_sub(5));
+    println!("booking bench · PostgreSQL {version} · max_connections {max_conn} · database {}", db.name);
+    if race < o.race {
+        println!("note: the server allows {max_conn} connections: the race runs {race} tasks, not {}", o.race);
+    }
+
+    // (a) Throughput on distinct slots.
+    let providers = 100.min(o.holds);
+    seed(&mut db, (0..providers).map(|p| format!("seq_{p}"))).await;
+    seed(&mut db, (0..providers).map(|p| format!("con_{p}"))).await;
+    db.client
+        .batch_execute(
+            "create table bench_scratch (id bigserial primary key, user_id text not null,
+                                         start_at timestamptz not null, end_at timestamptz not null, note text)",
+        )
+        .await
+        .unwrap();
+    let seq_inserts = insert_throughput(connections(&db, 1).await, o.holds).await;
+    let seq_holds = hold_throughput(connections(&db, 1).await, "seq_", providers, o.holds).await;
+    db.client.batch_execute("truncate bench_scratch").await.unwrap();
+    let con_inserts = insert_throughput(connections(&db, o.connections).await, o.holds).await;
+    let con_holds = hold_throughput(connections(&db, o.connections).await, "con_", providers, o.holds).await;
+    let stored = db.count("select count(*) from cal.hold where status = 'active'").await;
+    assert_eq!(stored, 2 * o.holds as i64, "every hold on a distinct slot was stored");
+
+    println!();
+    println!("(a) hold creation on distinct slots: {} holds over {providers} providers vs single-row INSERTs", o.holds);
+    println!("    {:<12} {:>11} {:>10} {:>11} {:>7}  target ≥ 0.50", "mode", "connections", "holds/s", "inserts/s", "ratio");
+    for (mode, n, h, i) in [("sequential", 1, seq_holds, seq_inserts), ("concurrent", o.connections, con_holds, con_inserts)] {
+        let ratio = h / i;
+        let verdict = if ratio >= 0.5 { "met" } else { "missed" };
+        println!("    {mode:<12} {n:>11} {h:>10.0} {i:>11.0} {ratio:>7.2}  {verdict}");
+    }
+
+    // (c) One uncontended hold, step by step, on a provider of its own.
+    breakdown(&mut db).await;
+
+    // (b) The race: every task on its own connection, all for one slot.
+    let user = "race_p".to_owned();
+    seed(&mut db, std::iter::once(user.clone())).await;
+    let clients = connections(&db, race).await;
+    let barrier = Arc::new(Barrier::new(race));
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(t, mut client)| {
+            let (barrier, user, rounds) = (barrier.clone(), user.clone(), o.rounds);
+            tokio::spawn(async move {
+                // Warm the connection (its backend's caches, the statements)
+                // with a refused request outside the provider's hours.
+                let night = (slot(0).0.plus_secs(-5 * 3_600), slot(0).0.plus_secs(-4 * 3_600));
+                let _ = cal_store::create_hold(&mut client, &request(&user, &format!("warm{t}"), night), now()).await;
+                let mut results = Vec::with_capacity(rounds);
+                for round in 0..rounds {
+                    // Each round races for a slot of its own day.
+                    let req = request(&user, &format!("r{round}-t{t}"), slot(round as u64 * SLOTS_PER_DAY + 4));
+                    barrier.wait().await;
+                    let started = Timer::now();
+                    let result = cal_store::create_hold(&mut client, &req, now()).await;
+                    let took = started.elapsed();
+                    let outcome = match result {
+                        Ok(_) => Outcome::Won,
+                        Err(StoreError::Booking(BookingError::Conflict { .. })) => Outcome::Conflict,
+                        Err(e) => Outcome::Failed(format!("{}: {e}", e.code())),
+                    };
+                    results.push((took, outcome));
+                }
+                results
+            })
+        })
+        .collect();
+    let mut per_round: Vec<Vec<(Duration, Outcome)>> = (0..o.rounds).map(|_| Vec::new()).collect();
+    for t in tasks {
+        for (round, r) in t.await.unwrap().into_iter().enumerate() {
+            per_round[round].push(r);
+        }
+    }
+
+    println!();
+    println!("(b) race: {race} tasks on {race} connections for one slot, {} rounds", o.rounds);
+    println!("    {:<6} {:>7} {:>9} {:>6} {:>8} {:>8} {:>8}", "round", "winners", "conflicts", "errors", "p50 ms", "p99 ms", "max ms");
+    let mut all = Vec::new();
+    let mut one_winner_each = true;
+    for (round, results) in per_round.iter().enumerate() {
+        let won = results.iter().filter(|(_, o)| matches!(o, Outcome::Won)).count();
+        let lost = results.iter().filter(|(_, o)| matches!(o, Outcome::Conflict)).count();
+        let failed: Vec<&String> = results.iter().filter_map(|(_, o)| if let Outcome::Failed(e) = o { Some(e) } else { None }).collect();
+        one_winner_each &= won == 1 && lost == race - 1;
+        let mut lat: Vec<Duration> = results.iter().map(|(d, _)| *d).collect();
+        lat.sort();
+        all.extend(lat.iter().copied());
+        println!(
+            "    {round:<6} {won:>7} {lost:>9} {:>6} {:>8} {:>8} {:>8}",
+            failed.len(),
+            ms(percentile(&lat, 50.0)),
+            ms(percentile(&lat, 99.0)),
+            ms(*lat.last().unwrap_or(&Duration::ZERO))
+        );
+        if let Some(first) = failed.first() {
+            println!("           first error: {first}");
+        }
+    }
+    all.sort();
+    let p99 = percentile(&all, 99.0);
+    println!(
+        "    {:<6} {:>7} {:>9} {:>6} {:>8} {:>8} {:>8}",
+        "all",
+        "",
+        "",
+        "",
+        ms(percentile(&all, 50.0)),
+        ms(p99),
+        ms(*all.last().unwrap_or(&Duration::ZERO))
+    );
+    println!(
+        "    exactly one winner per round: {}; p99 ≤ 50 ms: {}",
+        if one_winner_each { "yes" } else { "NO" },
+        if p99 <= Duration::from_millis(50) { "met" } else { "missed" }
+    );
+    let active = db.count("select count(*) from cal.hold where user_id = 'race_p' and status = 'active'").await;
+    println!("    active holds of the raced provider: {active} (rounds: {})", o.rounds);
+    // Drop the database before exiting (process::exit skips destructors).
+    drop(db);
+    if !one_winner_each || active != o.rounds as i64 {
+        eprintln!("booking bench: the race did not have exactly one winner per round");
+        std::process::exit(1);
+    }
+}

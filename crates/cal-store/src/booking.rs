@@ -1,0 +1,698 @@
+//! Holds and bookings (SEMANTICS.md §5) as store-backed services: the
+//! resolvers, the jobs and calctl all call these functions.
+//!
+//! Every function runs in one transaction that starts with a per-provider
+//! advisory lock, so one provider's bookings happen one after another; the
+//! exclusion constraints of `migrations/0002` are the backstop that makes an
+//! overlap impossible to store even if this code were wrong. Inside the lock a
+//! transaction (1) marks the provider's holds whose time ran out as `expired`,
+//! (2) loads what the rules need and re-checks with `cal_core::holds`, (3)
+//! writes the change, its outbox row and the provider's new version, and
+//! commits. A refusal rolls back: nothing is stored.
+
+use cal_core::feasibility::{EventStatus, HoldStatus};
+use cal_core::holds::{self, Conversion, HoldKind, HoldMode, HoldRequest};
+use cal_core::time::{Instant, Interval, Zone};
+use cal_core::BookingError;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+use tokio_postgres::Row;
+
+use crate::calendar::load_calendar;
+use crate::db::{Begin, Executor};
+use crate::error::StoreError;
+use crate::outbox;
+
+/// `cal.hold.created`
+pub const HOLD_CREATED: &str = "cal.hold.created";
+/// `cal.hold.expired`
+pub const HOLD_EXPIRED: &str = "cal.hold.expired";
+/// `cal.hold.released`
+pub const HOLD_RELEASED: &str = "cal.hold.released";
+/// `cal.event.confirmed`
+pub const EVENT_CONFIRMED: &str = "cal.event.confirmed";
+/// `cal.event.rescheduled`
+pub const EVENT_RESCHEDULED: &str = "cal.event.rescheduled";
+/// `cal.event.cancelled`
+pub const EVENT_CANCELLED: &str = "cal.event.cancelled";
+
+/// Columns read by [`HoldRecord::from_row`].
+const HOLD_RECORD: &str = "hold_id, user_id, role_code, customer_id, start_at, end_at, kind, mode, status, \
+     expires_at, event_id, converted_event_id, idempotency_key, request_fingerprint, created_at";
+
+/// Columns read by [`EventRecord::from_row`].
+pub(crate) const EVENT_RECORD: &str = "event_id, user_id, role_code, customer_id, hold_id, start_at, end_at, status, sequence, \
+     ics_uid, summary, timezone, created_at, updated_at";
+
+/// A hold as stored; fields mirror `cal.hold` (migrations/0002).
+#[allow(missing_docs)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HoldRecord {
+    pub hold_id: String,
+    pub user_id: String,
+    pub role_code: String,
+    pub customer_id: Option<String>,
+    pub start: Instant,
+    pub end: Instant,
+    pub kind: HoldKind,
+    pub mode: HoldMode,
+    /// The stored status; see [`HoldRecord::status_at`] for the effective one.
+    pub status: HoldStatus,
+    pub expires_at: Instant,
+    pub event_id: Option<String>,
+    pub converted_event_id: Option<String>,
+    pub idempotency_key: String,
+    #[serde(skip)]
+    pub request_fingerprint: String,
+    pub created_at: Instant,
+}
+
+impl HoldRecord {
+    /// The status at `now`: an active hold past its expiry is expired even
+    /// before the sweeper marks it.
+    pub fn status_at(&self, now: Instant) -> HoldStatus {
+        match self.status {
+            HoldStatus::Active if self.expires_at <= now => HoldStatus::Expired,
+            s => s,
+        }
+    }
+
+    fn from_row(row: &Row) -> Result<Self, StoreError> {
+        let hold_id: String = row.try_get("hold_id")?;
+        let bad = |column: &'static str| StoreError::corrupt("cal.hold", &hold_id, column);
+        Ok(HoldRecord {
+            user_id: row.try_get("user_id")?,
+            role_code: row.try_get("role_code")?,
+            customer_id: row.try_get("customer_id")?,
+            start: instant(row, "start_at")?,
+            end: instant(row, "end_at")?,
+            kind: HoldKind::parse(row.try_get("kind")?).ok_or_else(|| bad("kind"))?,
+            mode: HoldMode::parse(row.try_get("mode")?).ok_or_else(|| bad("mode"))?,
+            status: HoldStatus::parse(row.try_get("status")?).ok_or_else(|| bad("status"))?,
+            expires_at: instant(row, "expires_at")?,
+            event_id: row.try_get("event_id")?,
+            converted_event_id: row.try_get("converted_event_id")?,
+            idempotency_key: row.try_get("idempotency_key")?,
+            request_fingerprint: row.try_get("request_fingerprint")?,
+            created_at: instant(row, "created_at")?,
+            hold_id,
+        })
+    }
+
+    fn payload(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("a hold serializes")
+    }
+}
+
+/// A booked event as stored; fields mirror `cal.event` (migrations/0002).
+#[allow(missing_docs)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EventRecord {
+    pub event_id: String,
+    pub user_id: String,
+    pub role_code: String,
+    pub customer_id: Option<String>,
+    pub hold_id: Option<String>,
+    pub start: Instant,
+    pub end: Instant,
+    pub status: EventStatus,
+    /// ICS SEQUENCE: 0 when booked, +1 per reschedule and on cancellation.
+    pub sequence: i32,
+    /// ICS UID, stable for the event's life.
+    pub ics_uid: String,
+    pub summary: Option<String>,
+    /// The provider's zone, for local renderings.
+    pub timezone: Zone,
+    pub created_at: Instant,
+    pub updated_at: Instant,
+}
+
+impl EventRecord {
+    pub(crate) fn from_row(row: &Row) -> Result<Self, StoreError> {
+        let event_id: String = row.try_get("event_id")?;
+        let bad = |column: &'static str| StoreError::corrupt("cal.event", &event_id, column);
+        Ok(EventRecord {
+            user_id: row.try_get("user_id")?,
+            role_code: row.try_get("role_code")?,
+            customer_id: row.try_get("customer_id")?,
+            hold_id: row.try_get("hold_id")?,
+            start: instant(row, "start_at")?,
+            end: instant(row, "end_at")?,
+            status: EventStatus::parse(row.try_get("status")?).ok_or_else(|| bad("status"))?,
+            sequence: row.try_get("sequence")?,
+            ics_uid: row.try_get("ics_uid")?,
+            summary: row.try_get("summary")?,
+            timezone: Zone::parse(row.try_get("timezone")?).map_err(|_| bad("timezone"))?,
+            created_at: instant(row, "created_at")?,
+            updated_at: instant(row, "updated_at")?,
+            event_id,
+        })
+    }
+
+    /// The event as its e-mail attachment shows it (SEMANTICS.md §7): one
+    /// UID for its life, SEQUENCE equal to its sequence, CANCEL once cancelled.
+    pub fn invite(&self) -> cal_core::ics_out::EventInvite {
+        cal_core::ics_out::EventInvite {
+            uid: self.ics_uid.clone(),
+            sequence: self.sequence,
+            start: self.start,
+            end: self.end,
+            summary: self.summary.clone().unwrap_or_else(|| format!("Booking ({})", self.role_code)),
+            description: None,
+            cancelled: self.status == EventStatus::Cancelled,
+            organizer: None,
+            attendees: Vec::new(),
+        }
+    }
+
+    /// The event's `[start, end)`.
+    pub fn interval(&self) -> Interval {
+        Interval::new(self.start, self.end).expect("the table's check keeps end > start")
+    }
+
+    fn payload(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("an event serializes")
+    }
+}
+
+fn instant(row: &Row, column: &str) -> Result<Instant, StoreError> {
+    Ok(Instant::from_chrono(row.try_get::<_, DateTime<Utc>>(column)?))
+}
+
+/// Serializes one provider's bookings inside the current transaction.
+async fn lock_provider(db: &impl Executor, user_id: &str) -> Result<(), StoreError> {
+    db.execute("select pg_advisory_xact_lock(hashtextextended('cal.provider:' || $1, 0))", &[&user_id]).await?;
+    Ok(())
+}
+
+/// Takes the provider's lock if it is free, without waiting.
+async fn try_lock_provider(db: &impl Executor, user_id: &str) -> Result<bool, StoreError> {
+    let rows = db.query("select pg_try_advisory_xact_lock(hashtextextended('cal.provider:' || $1, 0))", &[&user_id]).await?;
+    Ok(rows[0].get(0))
+}
+
+/// Waits until the holder of the provider's lock has finished: a shared lock
+/// conflicts only with the exclusive one, so all waiters wake together.
+async fn wait_for_provider(db: &impl Executor, user_id: &str) -> Result<(), StoreError> {
+    db.execute("select pg_advisory_xact_lock_shared(hashtextextended('cal.provider:' || $1, 0))", &[&user_id]).await?;
+    Ok(())
+}
+
+/// Marks `user_id`'s active holds whose time ran out as `expired` and writes
+/// `cal.hold.expired` for each. Under the provider's lock, so the exclusion
+/// constraint (which cannot read the clock) sees only holds that still block.
+async fn expire_due(db: &impl Executor, user_id: &str, now: Instant) -> Result<usize, StoreError> {
+    let rows = db
+        .query(
+            &format!(
+                "update cal.hold set status = 'expired', updated_at = $2
+                 where user_id = $1 and status = 'active' and expires_at <= $2
+                 returning {HOLD_RECORD}"
+            ),
+            &[&user_id, &now.to_chrono()],
+        )
+        .await?;
+    for row in &rows {
+        outbox::enqueue(db, HOLD_EXPIRED, user_id, &HoldRecord::from_row(row)?.payload()).await?;
+    }
+    Ok(rows.len())
+}
+
+async fn hold_by_id(db: &impl Executor, hold_id: &str, for_update: bool) -> Result<HoldRecord, StoreError> {
+    let lock = if for_update { " for update" } else { "" };
+    let rows = db.query(&format!("select {HOLD_RECORD} from cal.hold where hold_id = $1{lock}"), &[&hold_id]).await?;
+    rows.first().map(HoldRecord::from_row).transpose()?.ok_or_else(|| not_found("hold", hold_id))
+}
+
+async fn event_by_id(db: &impl Executor, event_id: &str, for_update: bool) -> Result<EventRecord, StoreError> {
+    let lock = if for_update { " for update" } else { "" };
+    let rows =
+        db.query(&format!("select {EVENT_RECORD} from cal.event where event_id = $1{lock}"), &[&event_id]).await?;
+    rows.first().map(EventRecord::from_row).transpose()?.ok_or_else(|| not_found("event", event_id))
+}
+
+fn not_found(what: &'static str, id: &str) -> StoreError {
+    StoreError::Booking(BookingError::NotFound { what, id: id.to_owned() })
+}
+
+/// Looks a hold up (no lock).
+pub async fn get_hold(db: &impl Executor, hold_id: &str) -> Result<HoldRecord, StoreError> {
+    hold_by_id(db, hold_id, false).await
+}
+
+/// Looks an event up (no lock).
+pub async fn get_event(db: &impl Executor, event_id: &str) -> Result<EventRecord, StoreError> {
+    event_by_id(db, event_id, false).await
+}
+
+/// Creates a hold, or returns the one an earlier request with the same
+/// `(user_id, idempotency_key)` created.
+///
+/// * Same key, same request: the same hold, whatever its state now (an
+///   expired or released hold is returned as such, never revived).
+/// * Same key, another request: `IDEMPOTENCY_MISMATCH`.
+/// * Otherwise, under the provider's lock: expired holds are marked, then the
+///   request is re-checked against rules and busy time (`cal_core::holds::check_hold`);
+///   a loser gets `CONFLICT` with up to three nearby slots.
+///
+/// The lock is held as briefly as the rules allow, because every request for
+/// one provider waits on it. A retry is answered before it is taken, and so
+/// is a request whose time is already booked (one statement). A request that
+/// finds the lock taken waits for it with a *shared* lock: when the holder
+/// commits, every waiter wakes at once and checks in parallel whether its
+/// time was just booked, instead of being woken one after another. Only a
+/// request that holds the exclusive lock writes, after the full re-check.
+pub async fn create_hold(db: &mut impl Begin, req: &HoldRequest, now: Instant) -> Result<HoldRecord, StoreError> {
+    let check = |calendar: &cal_core::ProviderCalendar| holds::check_hold(req, calendar, now);
+    let (from, to, minutes) = (req.interval.start(), req.interval.end(), Some(req.minutes()));
+    if let Some(hold) = existing_for_key(&*db, req).await? {
+        return Ok(hold);
+    }
+    if booked_meanwhile(&*db, req, now).await? {
+        return lost(db, req, now).await;
+    }
+
+    let mut attempts = 0;
+    let tx = loop {
+        let tx = db.begin().await?;
+        attempts += 1;
+        if attempts > MAX_OPTIMISTIC_WAITS {
+            lock_provider(&tx, &req.user_id).await?;
+            break tx;
+        }
+        if try_lock_provider(&tx, &req.user_id).await? {
+            break tx;
+        }
+        wait_for_provider(&tx, &req.user_id).await?;
+        if existing_for_key(&tx, req).await?.is_some() || booked_meanwhile(&tx, req, now).await? {
+            tx.rollback().await?;
+            return lost(db, req, now).await;
+        }
+        // The holder booked something else: try again in a new transaction
+        // (a transaction-level shared lock is only released at its end).
+        tx.rollback().await?;
+    };
+    if let Some(hold) = existing_for_key(&tx, req).await? {
+        return Ok(hold);
+    }
+    let expired = expire_due(&tx, &req.user_id, now).await?;
+    if booked_meanwhile(&tx, req, now).await? {
+        tx.rollback().await?;
+        return lost(db, req, now).await;
+    }
+    if let Some(event_id) = &req.event_id {
+        let event = event_by_id(&tx, event_id, false).await?;
+        if event.user_id != req.user_id {
+            return Err(not_found("event", event_id));
+        }
+        if event.status != EventStatus::Confirmed {
+            return Err(BookingError::Validation { field: "event_id", reason: format!("event {event_id} is cancelled") }.into());
+        }
+    }
+    check(&load_calendar(&tx, &req.user_id, &req.role_code, from, to, minutes).await?)?;
+
+    let rows = tx
+        .query(
+            &format!(
+                "insert into cal.hold (hold_id, user_id, role_code, customer_id, start_at, end_at, kind, mode,
+                                       status, expires_at, event_id, idempotency_key, request_fingerprint,
+                                       created_at, updated_at)
+                 values ('hld_' || replace(gen_random_uuid()::text, '-', ''), $1, $2, $3, $4, $5, $6, $7,
+                         'active', $8, $9, $10, $11, $12, $12)
+                 returning {HOLD_RECORD}"
+            ),
+            &[
+                &req.user_id,
+                &req.role_code,
+                &req.customer_id,
+                &from.to_chrono(),
+                &to.to_chrono(),
+                &req.kind.as_str(),
+                &req.mode.as_str(),
+                &req.expires_at(now).to_chrono(),
+                &req.event_id,
+                &req.idempotency_key,
+                &req.fingerprint(),
+                &now.to_chrono(),
+            ],
+        )
+        .await
+        .map_err(|e| conflict_on_overlap(e.into()))?;
+    let hold = HoldRecord::from_row(&rows[0])?;
+    outbox::bump_version(&tx, &req.user_id).await?;
+    outbox::enqueue(&tx, HOLD_CREATED, &req.user_id, &hold.payload()).await?;
+    tx.commit().await?;
+    tracing::info!(hold_id = %hold.hold_id, user_id = %hold.user_id, expired, "hold created");
+    Ok(hold)
+}
+
+/// How often a request waits for a busy provider optimistically (shared
+/// lock, then a look) before it queues for the exclusive lock.
+const MAX_OPTIMISTIC_WAITS: usize = 20;
+
+/// The answer to a request whose time was booked by someone else: the hold
+/// of an earlier request with the same key if that is what happened,
+/// otherwise `CONFLICT` with alternatives (computed with no lock held).
+async fn lost(db: &mut impl Begin, req: &HoldRequest, now: Instant) -> Result<HoldRecord, StoreError> {
+    if let Some(hold) = existing_for_key(&*db, req).await? {
+        return Ok(hold);
+    }
+    let calendar = load_calendar(&*db, &req.user_id, &req.role_code, req.interval.start(), req.interval.end(), Some(req.minutes())).await?;
+    match holds::check_hold(req, &calendar, now) {
+        // Free again already (the winner released it): still a lost race.
+        Ok(()) => Err(BookingError::Conflict { alternatives: holds::alternatives(req, &calendar, now) }.into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The hold an earlier request with this key created, or
+/// `IDEMPOTENCY_MISMATCH` if that request was a different one.
+async fn existing_for_key(db: &impl Executor, req: &HoldRequest) -> Result<Option<HoldRecord>, StoreError> {
+    let Some(hold) = hold_for_key(db, &req.user_id, &req.idempotency_key).await? else { return Ok(None) };
+    if hold.request_fingerprint != req.fingerprint() {
+        return Err(BookingError::IdempotencyMismatch { key: req.idempotency_key.clone() }.into());
+    }
+    Ok(Some(hold))
+}
+
+/// Whether an active unexpired hold or a confirmed event (other than the
+/// event a reschedule moves) now overlaps the request: the part of the
+/// re-check that a concurrent booking can change, in one statement.
+async fn booked_meanwhile(db: &impl Executor, req: &HoldRequest, now: Instant) -> Result<bool, StoreError> {
+    let rows = db
+        .query(
+            "select exists(select 1 from cal.hold
+                           where user_id = $1 and status = 'active' and expires_at > $4
+                             and tstzrange(start_at, end_at, '[)') && tstzrange($2, $3, '[)'))
+                 or exists(select 1 from cal.event
+                           where user_id = $1 and status = 'confirmed' and event_id is distinct from $5
+                             and tstzrange(start_at, end_at, '[)') && tstzrange($2, $3, '[)'))",
+            &[
+                &req.user_id,
+                &req.interval.start().to_chrono(),
+                &req.interval.end().to_chrono(),
+                &now.to_chrono(),
+                &req.event_id,
+            ],
+        )
+        .await?;
+    Ok(rows[0].get(0))
+}
+
+/// The exclusion constraints are the last word: if they fire, someone else
+/// got there first (possible only if the lock were bypassed).
+fn conflict_on_overlap(e: StoreError) -> StoreError {
+    if e.violates("hold_no_overlap_ex") || e.violates("event_no_overlap_ex") {
+        StoreError::Booking(BookingError::Conflict { alternatives: Vec::new() })
+    } else {
+        e
+    }
+}
+
+/// Converts a hold into a confirmed event, atomically and idempotently
+/// (Instant Book on `order.booked`, Request-to-Book on acceptance, or a
+/// reschedule, which moves the hold's event instead of creating one).
+///
+/// Converting again returns the same event. An expired hold is
+/// `HOLD_EXPIRED`, a released one `HOLD_RELEASED`; either stores nothing.
+pub async fn confirm_hold(db: &mut impl Begin, hold_id: &str, now: Instant) -> Result<EventRecord, StoreError> {
+    let user_id = get_hold(&*db, hold_id).await?.user_id;
+    let tx = db.begin().await?;
+    lock_provider(&tx, &user_id).await?;
+    let hold = hold_by_id(&tx, hold_id, true).await?;
+    match holds::conversion(hold_id, hold.status, hold.expires_at, now)? {
+        Conversion::AlreadyConverted => {
+            let event_id = hold.converted_event_id.as_deref().ok_or_else(|| StoreError::corrupt("cal.hold", hold_id, "converted_event_id"))?;
+            return event_by_id(&tx, event_id, false).await;
+        }
+        Conversion::Proceed => {}
+    }
+
+    let (event, event_type, previous) = match (&hold.kind, &hold.event_id) {
+        (HoldKind::Reschedule, Some(event_id)) => {
+            let before = event_by_id(&tx, event_id, true).await?;
+            if before.status != EventStatus::Confirmed {
+                return Err(BookingError::Validation { field: "event_id", reason: format!("event {event_id} is cancelled") }.into());
+            }
+            let rows = tx
+                .query(
+                    &format!(
+                        "update cal.event set start_at = $2, end_at = $3, sequence = sequence + 1, updated_at = $4
+                         where event_id = $1 returning {EVENT_RECORD}"
+                    ),
+                    &[event_id, &hold.start.to_chrono(), &hold.end.to_chrono(), &now.to_chrono()],
+                )
+                .await
+                .map_err(|e| conflict_on_overlap(e.into()))?;
+            let previous = json!({"start": before.start, "end": before.end, "sequence": before.sequence});
+            (EventRecord::from_row(&rows[0])?, EVENT_RESCHEDULED, Some(previous))
+        }
+        _ => {
+            let zone = provider_zone(&tx, &hold.user_id, &hold.role_code).await?;
+            let rows = tx
+                .query(
+                    &format!(
+                        "with id as (select 'ev_' || replace(gen_random_uuid()::text, '-', '') as v)
+                         insert into cal.event (event_id, user_id, role_code, customer_id, hold_id, start_at, end_at,
+                                                status, sequence, ics_uid, timezone, created_at, updated_at)
+                         select id.v, $1, $2, $3, $4, $5, $6, 'confirmed', 0, id.v || '@cal', $7, $8, $8 from id
+                         returning {EVENT_RECORD}"
+                    ),
+                    &[
+                        &hold.user_id,
+                        &hold.role_code,
+                        &hold.customer_id,
+                        &hold.hold_id,
+                        &hold.start.to_chrono(),
+                        &hold.end.to_chrono(),
+                        &zone.name(),
+                        &now.to_chrono(),
+                    ],
+                )
+                .await
+                .map_err(|e| conflict_on_overlap(e.into()))?;
+            (EventRecord::from_row(&rows[0])?, EVENT_CONFIRMED, None)
+        }
+    };
+    tx.execute(
+        "update cal.hold set status = 'converted', converted_event_id = $2, updated_at = $3 where hold_id = $1",
+        &[&hold_id, &event.event_id, &now.to_chrono()],
+    )
+    .await?;
+    outbox::bump_version(&tx, &hold.user_id).await?;
+    let payload = json!({"event": event.payload(), "hold_id": hold.hold_id, "previous": previous});
+    outbox::enqueue(&tx, event_type, &hold.user_id, &payload).await?;
+    tx.commit().await?;
+    tracing::info!(hold_id, event_id = %event.event_id, event_type, "hold converted");
+    Ok(event)
+}
+
+/// The provider's zone for renderings: that of its first active rule of the
+/// role, else UTC.
+async fn provider_zone(db: &impl Executor, user_id: &str, role_code: &str) -> Result<Zone, StoreError> {
+    let rows = db
+        .query(
+            "select timezone from cal.weekly_rule where user_id = $1 and role_code = $2 and active
+             order by created_at, rule_id limit 1",
+            &[&user_id, &role_code],
+        )
+        .await?;
+    Ok(rows.first().and_then(|r| Zone::parse(r.get::<_, &str>(0)).ok()).unwrap_or(Zone::UTC))
+}
+
+/// Releases a hold (a customer leaving checkout, a provider declining a
+/// request). Releasing a released hold changes nothing.
+pub async fn release_hold(db: &mut impl Begin, hold_id: &str, now: Instant) -> Result<HoldRecord, StoreError> {
+    let user_id = get_hold(&*db, hold_id).await?.user_id;
+    let tx = db.begin().await?;
+    lock_provider(&tx, &user_id).await?;
+    let hold = hold_by_id(&tx, hold_id, true).await?;
+    if !holds::release(hold_id, hold.status, hold.expires_at, now)? {
+        return Ok(hold);
+    }
+    let rows = tx
+        .query(
+            &format!("update cal.hold set status = 'released', updated_at = $2 where hold_id = $1 returning {HOLD_RECORD}"),
+            &[&hold_id, &now.to_chrono()],
+        )
+        .await?;
+    let released = HoldRecord::from_row(&rows[0])?;
+    outbox::bump_version(&tx, &user_id).await?;
+    outbox::enqueue(&tx, HOLD_RELEASED, &user_id, &released.payload()).await?;
+    tx.commit().await?;
+    Ok(released)
+}
+
+/// Request-to-Book: the provider accepts a request hold (it becomes the event).
+pub async fn accept_request(db: &mut impl Begin, hold_id: &str, now: Instant) -> Result<EventRecord, StoreError> {
+    require_request(&*db, hold_id).await?;
+    confirm_hold(db, hold_id, now).await
+}
+
+/// Request-to-Book: the provider declines a request hold (it is released).
+pub async fn decline_request(db: &mut impl Begin, hold_id: &str, now: Instant) -> Result<HoldRecord, StoreError> {
+    require_request(&*db, hold_id).await?;
+    release_hold(db, hold_id, now).await
+}
+
+async fn require_request(db: &impl Executor, hold_id: &str) -> Result<(), StoreError> {
+    if get_hold(db, hold_id).await?.mode != HoldMode::Request {
+        return Err(BookingError::Validation { field: "hold_id", reason: format!("hold {hold_id} is not a booking request") }.into());
+    }
+    Ok(())
+}
+
+/// Moves event `event_id` to the time of reschedule hold `hold_id` (which
+/// must be a reschedule hold for that event): same UID, sequence + 1, the old
+/// time freed. Idempotent like [`confirm_hold`].
+pub async fn reschedule_event(db: &mut impl Begin, event_id: &str, hold_id: &str, now: Instant) -> Result<EventRecord, StoreError> {
+    let hold = get_hold(&*db, hold_id).await?;
+    if hold.kind != HoldKind::Reschedule || hold.event_id.as_deref() != Some(event_id) {
+        return Err(BookingError::Validation { field: "hold_id", reason: format!("hold {hold_id} is not a reschedule hold for event {event_id}") }.into());
+    }
+    confirm_hold(db, hold_id, now).await
+}
+
+/// Cancels a confirmed event: its time is free again and its sequence
+/// increments. Cancelling a cancelled event changes nothing.
+pub async fn cancel_event(db: &mut impl Begin, event_id: &str, now: Instant) -> Result<EventRecord, StoreError> {
+    let user_id = get_event(&*db, event_id).await?.user_id;
+    let tx = db.begin().await?;
+    lock_provider(&tx, &user_id).await?;
+    let event = event_by_id(&tx, event_id, true).await?;
+    if event.status == EventStatus::Cancelled {
+        return Ok(event);
+    }
+    let rows = tx
+        .query(
+            &format!(
+                "update cal.event set status = 'cancelled', sequence = sequence + 1, updated_at = $2
+                 where event_id = $1 returning {EVENT_RECORD}"
+            ),
+            &[&event_id, &now.to_chrono()],
+        )
+        .await?;
+    let cancelled = EventRecord::from_row(&rows[0])?;
+    outbox::bump_version(&tx, &user_id).await?;
+    outbox::enqueue(&tx, EVENT_CANCELLED, &user_id, &json!({"event": cancelled.payload()})).await?;
+    tx.commit().await?;
+    Ok(cancelled)
+}
+
+/// The hold sweeper's work: marks up to `batch` active holds whose time ran
+/// out as `expired`, writing `cal.hold.expired` for each, in one transaction.
+/// `FOR UPDATE SKIP LOCKED` lets several sweepers (and bookings holding a
+/// hold's row) run at once without waiting on each other. Correctness never
+/// depends on it: an expired hold is free time whether swept or not.
+pub async fn sweep_expired_holds(db: &mut impl Begin, now: Instant, batch: i64) -> Result<Vec<HoldRecord>, StoreError> {
+    let tx = db.begin().await?;
+    let rows = tx
+        .query(
+            &format!(
+                "update cal.hold set status = 'expired', updated_at = $1
+                 where hold_id in (select hold_id from cal.hold
+                                   where status = 'active' and expires_at <= $1
+                                   order by expires_at, hold_id limit $2
+                                   for update skip locked)
+                 returning {HOLD_RECORD}"
+            ),
+            &[&now.to_chrono(), &batch.max(1)],
+        )
+        .await?;
+    let mut swept = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let hold = HoldRecord::from_row(row)?;
+        outbox::bump_version(&tx, &hold.user_id).await?;
+        outbox::enqueue(&tx, HOLD_EXPIRED, &hold.user_id, &hold.payload()).await?;
+        swept.push(hold);
+    }
+    tx.commit().await?;
+    Ok(swept)
+}
+
+/// An event of the order service this suite reacts to.
+#[allow(missing_docs)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OrderEvent {
+    /// `order.booked`: convert the checkout or accepted request hold.
+    Booked { hold_id: String },
+    /// `order.rescheduled`: move the event to its reschedule hold's time.
+    Rescheduled { event_id: String, hold_id: String },
+    /// `order.cancelled`: cancel the event.
+    Cancelled { event_id: String },
+}
+
+impl OrderEvent {
+    /// Reads an EventBridge `detail-type` and `detail`; a missing or blank
+    /// field is a validation error naming it.
+    pub fn parse(detail_type: &str, detail: &serde_json::Value) -> Result<Self, StoreError> {
+        let field = |name: &'static str| -> Result<String, StoreError> {
+            detail
+                .get(name)
+                .and_then(|v| v.as_str())
+                .filter(|s| !s.trim().is_empty())
+                .map(str::to_owned)
+                .ok_or_else(|| BookingError::Validation { field: name, reason: "is required".into() }.into())
+        };
+        match detail_type {
+            "order.booked" => Ok(OrderEvent::Booked { hold_id: field("hold_id")? }),
+            "order.rescheduled" => Ok(OrderEvent::Rescheduled { event_id: field("event_id")?, hold_id: field("hold_id")? }),
+            "order.cancelled" => Ok(OrderEvent::Cancelled { event_id: field("event_id")? }),
+            other => Err(BookingError::Validation { field: "detail-type", reason: format!("unknown order event {other:?}") }.into()),
+        }
+    }
+}
+
+/// Applies an order event. Every branch is idempotent, so a redelivered
+/// event is harmless: converting a converted hold returns its event,
+/// cancelling a cancelled event returns it unchanged.
+pub async fn apply_order_event(db: &mut impl Begin, event: &OrderEvent, now: Instant) -> Result<EventRecord, StoreError> {
+    match event {
+        OrderEvent::Booked { hold_id } => confirm_hold(db, hold_id, now).await,
+        OrderEvent::Rescheduled { event_id, hold_id } => reschedule_event(db, event_id, hold_id, now).await,
+        OrderEvent::Cancelled { event_id } => cancel_event(db, event_id, now).await,
+    }
+}
+
+/// The hold `user_id`'s request with `idempotency_key` created, if any.
+pub async fn hold_for_key(db: &impl Executor, user_id: &str, idempotency_key: &str) -> Result<Option<HoldRecord>, StoreError> {
+    let rows = db
+        .query(&format!("select {HOLD_RECORD} from cal.hold where user_id = $1 and idempotency_key = $2"), &[&user_id, &idempotency_key])
+        .await?;
+    rows.first().map(HoldRecord::from_row).transpose()
+}
+
+/// How many holds `customer_id` created since `since` (per-customer limits).
+pub async fn holds_created_since(db: &impl Executor, customer_id: &str, since: Instant) -> Result<i64, StoreError> {
+    let rows = db
+        .query("select count(*) from cal.hold where customer_id = $1 and created_at >= $2", &[&customer_id, &since.to_chrono()])
+        .await?;
+    Ok(rows[0].get(0))
+}
+
+/// Where a confirmed event could move within `[from, to)`: slots of its own
+/// length under its provider's rules, ignoring the event's current time
+/// (which a reschedule frees). The same rule `create_hold` applies to a
+/// reschedule hold, so every candidate can be held.
+pub async fn reschedule_candidates(
+    db: &impl Executor,
+    event_id: &str,
+    from: Instant,
+    to: Instant,
+    step: cal_core::StepMinutes,
+    now: Instant,
+) -> Result<cal_core::SlotAnswer, StoreError> {
+    let event = get_event(db, event_id).await?;
+    if event.status != EventStatus::Confirmed {
+        return Err(BookingError::Validation { field: "event_id", reason: format!("event {event_id} is cancelled") }.into());
+    }
+    let minutes = (event.interval().secs() / 60) as u32;
+    let range = cal_core::SlotRange::new(from, to, Some(minutes.into()), step)
+        .map_err(|e| BookingError::Validation { field: e.field(), reason: e.to_string() })?;
+    let mut calendar = load_calendar(db, &event.user_id, &event.role_code, from, to, Some(minutes)).await?;
+    calendar.events.retain(|e| e.event_id != event.event_id);
+    let query = cal_core::SlotQuery { user_id: event.user_id, role_code: event.role_code, range };
+    cal_core::bookable_slots(&query, &calendar, now)
+        .map_err(|e| BookingError::Validation { field: e.field(), reason: e.to_string() }.into())
+}

@@ -1,0 +1,100 @@
+//! Failures as the client sees them: a stable `errorType` and a safe message.
+
+use cal_core::{BookingError, ErrorType};
+use cal_store::StoreError;
+use lambda_runtime::Diagnostic;
+
+/// An error on its way to AppSync. Internals never reach `message`: they are
+/// logged where the error is made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {message}", kind.as_str())]
+pub struct ApiError {
+    pub kind: ErrorType,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(kind: ErrorType, message: impl Into<String>) -> Self {
+        ApiError { kind, message: message.into() }
+    }
+
+    /// Bad input; `field` is the argument's path.
+    pub fn validation(field: &str, problem: impl std::fmt::Display) -> Self {
+        ApiError::new(ErrorType::Validation, format!("{field}: {problem}"))
+    }
+
+    pub fn forbidden() -> Self {
+        ApiError::new(ErrorType::Forbidden, "not allowed for this caller")
+    }
+}
+
+impl ApiError {
+    /// A store failure whose validation field is an argument of the GraphQL
+    /// field: named by its path there (`to_date` → `input.toDate` with prefix
+    /// `input.`), so every message starts with the path the client sent.
+    pub fn from_store(e: StoreError, prefix: &str) -> Self {
+        match e {
+            StoreError::Validation { field, problem } => ApiError::validation(&format!("{prefix}{}", crate::camel(&field)), problem),
+            StoreError::Booking(BookingError::Validation { field, reason }) => {
+                ApiError::validation(&format!("{prefix}{}", crate::camel(field)), reason)
+            }
+            other => other.into(),
+        }
+    }
+}
+
+impl From<BookingError> for ApiError {
+    fn from(e: BookingError) -> Self {
+        let kind = e.error_type();
+        match e {
+            // A Lambda error cannot carry data to the client (AppSync keeps
+            // only errorType and message), so the alternatives travel in the
+            // message as a JSON array after a fixed marker.
+            BookingError::Validation { field, reason } => ApiError::validation(&crate::camel(field), reason),
+            BookingError::Conflict { alternatives } => {
+                let alts = serde_json::to_string(&alternatives).unwrap_or_else(|_| "[]".into());
+                ApiError::new(kind, format!("the requested time is no longer available; alternatives: {alts}"))
+            }
+            other => ApiError::new(kind, other.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Booking(b) => b.into(),
+            StoreError::Validation { field, problem } => ApiError::validation(&crate::camel(&field), problem),
+            other => {
+                let code = other.code();
+                if code == "INTERNAL" {
+                    // The chain (database messages, constraint names) is for
+                    // our logs only.
+                    let mut chain = other.to_string();
+                    let mut cause = std::error::Error::source(&other);
+                    while let Some(c) = cause {
+                        chain.push_str(&format!(": {c}"));
+                        cause = c.source();
+                    }
+                    tracing::error!(error = %chain, "internal failure");
+                    return ApiError::new(ErrorType::Internal, "internal error");
+                }
+                let kind = match code {
+                    "VALIDATION" => ErrorType::Validation,
+                    "NOT_FOUND" => ErrorType::NotFound,
+                    "CONFLICT" => ErrorType::Conflict,
+                    "RATE_LIMITED" => ErrorType::RateLimited,
+                    "FORBIDDEN" => ErrorType::Forbidden,
+                    _ => ErrorType::Internal,
+                };
+                ApiError::new(kind, other.to_string())
+            }
+        }
+    }
+}
+
+impl From<ApiError> for Diagnostic {
+    fn from(e: ApiError) -> Self {
+        Diagnostic { error_type: e.kind.as_str().to_owned(), error_message: e.message }
+    }
+}

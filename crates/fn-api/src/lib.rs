@@ -1,0 +1,740 @@
+//! The AppSync direct Lambda resolver for every field of
+//! `infra/schema.graphql`.
+//!
+//! An event flows one way: decode the direct-resolver event → who is calling
+//! ([`identity::Caller`]) → which field ([`Field`], an exhaustive router) →
+//! its typed arguments → authorization → one call into `cal-store` /
+//! `cal-core` → the GraphQL shape, or an [`ApiError`] with a stable type.
+
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod identity;
+mod out;
+
+use std::sync::Arc;
+
+use aws_lambda_events::appsync::AppSyncDirectResolverEvent;
+use cal_core::holds::{HoldKind, HoldMode, HoldRequest, HoldRequestInput};
+use cal_core::{
+    BookingParams, Combine, ErrorType, Exception, ExceptionKind, Instant, LocalTime, SlotQuery, SlotRange, StepMinutes,
+    WeekdayMask, WeeklyRule, Zone,
+};
+use deadpool_postgres::Pool;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+pub use error::ApiError;
+pub use identity::Caller;
+
+/// Every field of the schema, each with exactly one handler in [`dispatch`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Field {
+    WeeklyRules,
+    Exceptions,
+    BookableSlots,
+    CommonSlots,
+    RescheduleCandidates,
+    Hold,
+    Event,
+    EventIcs,
+    ExternalCalendars,
+    PutWeeklyRule,
+    DeleteWeeklyRule,
+    CopyWeekday,
+    UpsertException,
+    DeleteException,
+    AddVacation,
+    CreateHold,
+    ReleaseHold,
+    ConfirmHold,
+    RequestBooking,
+    AcceptRequest,
+    DeclineRequest,
+    RescheduleEvent,
+    CancelEvent,
+    ConnectIcs,
+    DisconnectIcs,
+    ResyncIcs,
+    CreateFeed,
+    RotateFeed,
+    RevokeFeed,
+}
+
+impl Field {
+    /// Every field, in schema order.
+    pub const ALL: [Field; 29] = [
+        Field::WeeklyRules,
+        Field::Exceptions,
+        Field::BookableSlots,
+        Field::CommonSlots,
+        Field::RescheduleCandidates,
+        Field::Hold,
+        Field::Event,
+        Field::EventIcs,
+        Field::ExternalCalendars,
+        Field::PutWeeklyRule,
+        Field::DeleteWeeklyRule,
+        Field::CopyWeekday,
+        Field::UpsertException,
+        Field::DeleteException,
+        Field::AddVacation,
+        Field::CreateHold,
+        Field::ReleaseHold,
+        Field::ConfirmHold,
+        Field::RequestBooking,
+        Field::AcceptRequest,
+        Field::DeclineRequest,
+        Field::RescheduleEvent,
+        Field::CancelEvent,
+        Field::ConnectIcs,
+        Field::DisconnectIcs,
+        Field::ResyncIcs,
+        Field::CreateFeed,
+        Field::RotateFeed,
+        Field::RevokeFeed,
+    ];
+
+    /// `(parentTypeName, fieldName)` as in the schema.
+    pub const fn name(self) -> (&'static str, &'static str) {
+        match self {
+            Field::WeeklyRules => ("Query", "weeklyRules"),
+            Field::Exceptions => ("Query", "exceptions"),
+            Field::BookableSlots => ("Query", "bookableSlots"),
+            Field::CommonSlots => ("Query", "commonSlots"),
+            Field::RescheduleCandidates => ("Query", "rescheduleCandidates"),
+            Field::Hold => ("Query", "hold"),
+            Field::Event => ("Query", "event"),
+            Field::EventIcs => ("Query", "eventIcs"),
+            Field::ExternalCalendars => ("Query", "externalCalendars"),
+            Field::PutWeeklyRule => ("Mutation", "putWeeklyRule"),
+            Field::DeleteWeeklyRule => ("Mutation", "deleteWeeklyRule"),
+            Field::CopyWeekday => ("Mutation", "copyWeekday"),
+            Field::UpsertException => ("Mutation", "upsertException"),
+            Field::DeleteException => ("Mutation", "deleteException"),
+            Field::AddVacation => ("Mutation", "addVacation"),
+            Field::CreateHold => ("Mutation", "createHold"),
+            Field::ReleaseHold => ("Mutation", "releaseHold"),
+            Field::ConfirmHold => ("Mutation", "confirmHold"),
+            Field::RequestBooking => ("Mutation", "requestBooking"),
+            Field::AcceptRequest => ("Mutation", "acceptRequest"),
+            Field::DeclineRequest => ("Mutation", "declineRequest"),
+            Field::RescheduleEvent => ("Mutation", "rescheduleEvent"),
+            Field::CancelEvent => ("Mutation", "cancelEvent"),
+            Field::ConnectIcs => ("Mutation", "connectIcs"),
+            Field::DisconnectIcs => ("Mutation", "disconnectIcs"),
+            Field::ResyncIcs => ("Mutation", "resyncIcs"),
+            Field::CreateFeed => ("Mutation", "createFeed"),
+            Field::RotateFeed => ("Mutation", "rotateFeed"),
+            Field::RevokeFeed => ("Mutation", "revokeFeed"),
+        }
+    }
+
+    /// The field AppSync names, if the schema has it.
+    pub fn parse(parent: &str, name: &str) -> Option<Field> {
+        Field::ALL.into_iter().find(|f| f.name() == (parent, name))
+    }
+}
+
+/// Per-user limits (answered with `RATE_LIMITED`).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Holds one customer may create in an hour.
+    pub holds_per_customer_per_hour: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { holds_per_customer_per_hour: 20 }
+    }
+}
+
+/// What every invocation borrows: built once at cold start.
+#[derive(Clone)]
+pub struct Deps {
+    pub pool: Pool,
+    /// Base of personal feed URLs, e.g. `https://feeds.example.com/feeds/`.
+    pub feed_base_url: String,
+    pub limits: Limits,
+    /// The clock (injectable for tests).
+    pub clock: Arc<dyn Fn() -> Instant + Send + Sync>,
+    /// The DynamoDB caches, when configured: `bookableSlots` and
+    /// `rescheduleCandidates` are served from them while the provider's
+    /// version is unchanged.
+    pub cache: Option<Arc<cal_aws::DynamoCache>>,
+}
+
+impl Deps {
+    fn now(&self) -> Instant {
+        (self.clock)()
+    }
+}
+
+/// The system clock, whole seconds.
+pub fn system_clock() -> Instant {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    Instant::from_unix(secs)
+}
+
+/// Handles one direct-resolver event.
+pub async fn handle(deps: &Deps, event: Value) -> Result<Value, ApiError> {
+    let caller = Caller::from_identity(event.get("identity"));
+    let parsed: AppSyncDirectResolverEvent<Value, Value, Value> =
+        serde_json::from_value(event).map_err(|e| ApiError::validation("event", e))?;
+    let info = &parsed.info;
+    let field = Field::parse(&info.parent_type_name, &info.field_name)
+        .ok_or_else(|| ApiError::validation("info.fieldName", format!("unknown field {}.{}", info.parent_type_name, info.field_name)))?;
+    let caller = caller.ok_or_else(ApiError::forbidden)?;
+    let args = parsed.arguments.unwrap_or_else(|| json!({}));
+    let result = dispatch(deps, &caller, field, args).await;
+    if let Err(e) = &result {
+        tracing::info!(field = ?field, caller = %caller.describe(), error_type = e.kind.as_str(), "refused");
+    }
+    result
+}
+
+fn args<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    serde_json::from_value(value).map_err(|e| ApiError::validation("arguments", e))
+}
+
+fn instant(field: &str, text: &str) -> Result<Instant, ApiError> {
+    Instant::parse(text).map_err(|e| ApiError::validation(field, e))
+}
+
+fn step(field: &str, v: Option<i64>) -> Result<StepMinutes, ApiError> {
+    v.map_or(Ok(StepMinutes::default()), |s| StepMinutes::new(s).map_err(|e| ApiError::validation(field, e)))
+}
+
+fn require(allowed: bool) -> Result<(), ApiError> {
+    if allowed { Ok(()) } else { Err(ApiError::forbidden()) }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserArgs {
+    user_id: String,
+    role_code: Option<String>,
+    from_date: Option<String>,
+    to_date: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IdArgs {
+    user_id: Option<String>,
+    hold_id: Option<String>,
+    event_id: Option<String>,
+    rule_id: Option<String>,
+    exc_id: Option<String>,
+    source_id: Option<String>,
+}
+
+impl IdArgs {
+    fn get<'a>(field: &'static str, v: &'a Option<String>) -> Result<&'a str, ApiError> {
+        v.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| ApiError::validation(field, "is required"))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SlotQueryArgs {
+    user_id: String,
+    role_code: String,
+    from: String,
+    to: String,
+    duration_min: Option<i64>,
+    step_min: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProviderRefArgs {
+    user_id: String,
+    role_code: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CommonQueryArgs {
+    mode: String,
+    providers: Vec<ProviderRefArgs>,
+    from: String,
+    to: String,
+    duration_min: Option<i64>,
+    step_min: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RescheduleCandidatesArgs {
+    event_id: String,
+    from: String,
+    to: String,
+    step_min: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RuleInputArgs {
+    rule_id: Option<String>,
+    role_code: String,
+    weekday_mask: i64,
+    start_local: String,
+    end_local: String,
+    timezone: String,
+    min_duration_min: Option<i64>,
+    lead_time_hours: Option<i64>,
+    booking_window_days: Option<i64>,
+    active: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ExceptionInputArgs {
+    exc_id: Option<String>,
+    date_local: String,
+    timezone: String,
+    kind: String,
+    start_local: Option<String>,
+    end_local: Option<String>,
+    note: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VacationInputArgs {
+    from_date: String,
+    to_date: String,
+    timezone: String,
+    note: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HoldInputArgs {
+    user_id: String,
+    role_code: String,
+    start: String,
+    end: String,
+    kind: Option<String>,
+    mode: Option<String>,
+    event_id: Option<String>,
+    ttl_min: Option<i64>,
+    step_min: Option<i64>,
+    idempotency_key: String,
+    customer_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WithInput<T> {
+    user_id: Option<String>,
+    input: T,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CopyWeekdayArgs {
+    user_id: String,
+    role_code: String,
+    from_weekday: i64,
+    to_weekdays: Vec<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ConnectArgs {
+    user_id: String,
+    url: String,
+    label: Option<String>,
+}
+
+async fn dispatch(deps: &Deps, caller: &Caller, field: Field, raw: Value) -> Result<Value, ApiError> {
+    let now = deps.now();
+    let mut db = deps.pool.get().await.map_err(|e| ApiError::from(cal_store::StoreError::Pool(e)))?;
+    match field {
+        Field::WeeklyRules => {
+            let a: UserArgs = args(raw)?;
+            require(caller.is_or_admin(&a.user_id))?;
+            let rules = cal_store::list_rules(&**db, &a.user_id, a.role_code.as_deref()).await?;
+            Ok(json!(rules.iter().map(out::rule).collect::<Vec<_>>()))
+        }
+        Field::Exceptions => {
+            let a: UserArgs = args(raw)?;
+            require(caller.is_or_admin(&a.user_id))?;
+            let date = |f: &str, v: &Option<String>| {
+                v.as_deref().map(|d| cal_core::time::parse_date(d).map_err(|e| ApiError::validation(f, e))).transpose()
+            };
+            let (from, to) = (date("fromDate", &a.from_date)?, date("toDate", &a.to_date)?);
+            let list = cal_store::list_exceptions(&**db, &a.user_id, from, to).await?;
+            Ok(json!(list.iter().map(out::exception).collect::<Vec<_>>()))
+        }
+        Field::BookableSlots => {
+            let a: WithInput<SlotQueryArgs> = args(raw)?;
+            let q = a.input;
+            let range = SlotRange::new(instant("input.from", &q.from)?, instant("input.to", &q.to)?, q.duration_min, step("input.stepMin", q.step_min)?)
+                .map_err(|e| ApiError::validation(&format!("input.{}", camel(e.field())), e))?;
+            let query = SlotQuery { user_id: q.user_id, role_code: q.role_code, range };
+            match &deps.cache {
+                Some(cache) => {
+                    let (body, _source) = cal_aws::cache::cached_slots(&**db, cache.as_ref(), &query, now).await?;
+                    out::slot_page_from_json(&body).map_err(|e| {
+                        tracing::error!(error = %e, "cached slot answer unreadable");
+                        ApiError::new(ErrorType::Internal, "internal error")
+                    })
+                }
+                None => Ok(out::slot_page(&cal_store::slots(&**db, &query, now).await?)),
+            }
+        }
+        Field::CommonSlots => {
+            let a: WithInput<CommonQueryArgs> = args(raw)?;
+            let q = a.input;
+            let mode = match q.mode.as_str() {
+                "ALL_OF" => Combine::AllOf,
+                "ANY_OF" => Combine::AnyOf,
+                other => return Err(ApiError::validation("input.mode", format!("must be ALL_OF or ANY_OF, got {other:?}"))),
+            };
+            if q.providers.is_empty() || q.providers.len() > 20 {
+                return Err(ApiError::validation("input.providers", "list 1 to 20 providers"));
+            }
+            let range = SlotRange::new(instant("input.from", &q.from)?, instant("input.to", &q.to)?, q.duration_min, step("input.stepMin", q.step_min)?)
+                .map_err(|e| ApiError::validation(&format!("input.{}", camel(e.field())), e))?;
+            let providers: Vec<(&str, &str)> = q.providers.iter().map(|p| (p.user_id.as_str(), p.role_code.as_str())).collect();
+            let answer = cal_store::common_slots(&**db, mode, &providers, &range, now).await?;
+            Ok(out::common_page(&answer))
+        }
+        Field::RescheduleCandidates => {
+            let a: RescheduleCandidatesArgs = args(raw)?;
+            let event = cal_store::get_event(&**db, &a.event_id).await?;
+            visible(may_see(caller, &event.user_id, event.customer_id.as_deref()), "event", &a.event_id)?;
+            let (from, to, step) = (instant("from", &a.from)?, instant("to", &a.to)?, step("stepMin", a.step_min)?);
+            match &deps.cache {
+                Some(cache) => {
+                    let (body, _source) =
+                        cal_aws::cache::cached_reschedule_candidates(&**db, cache.as_ref(), &a.event_id, from, to, step, now).await?;
+                    out::slot_page_from_json(&body).map_err(|e| {
+                        tracing::error!(error = %e, "cached candidates unreadable");
+                        ApiError::new(ErrorType::Internal, "internal error")
+                    })
+                }
+                None => Ok(out::slot_page(&cal_store::reschedule_candidates(&**db, &a.event_id, from, to, step, now).await?)),
+            }
+        }
+        Field::Hold => {
+            let a: IdArgs = args(raw)?;
+            let id = IdArgs::get("holdId", &a.hold_id)?;
+            match cal_store::get_hold(&**db, id).await {
+                Ok(h) if may_see(caller, &h.user_id, h.customer_id.as_deref()) => Ok(out::hold(&h, now)),
+                // Someone else's hold looks like no hold at all.
+                Ok(_) => Ok(Value::Null),
+                Err(cal_store::StoreError::Booking(cal_core::BookingError::NotFound { .. })) => Ok(Value::Null),
+                Err(e) => Err(e.into()),
+            }
+        }
+        Field::Event => {
+            let a: IdArgs = args(raw)?;
+            let id = IdArgs::get("eventId", &a.event_id)?;
+            match cal_store::get_event(&**db, id).await {
+                Ok(e) if may_see(caller, &e.user_id, e.customer_id.as_deref()) => Ok(out::event(&e)),
+                Ok(_) => Ok(Value::Null),
+                Err(cal_store::StoreError::Booking(cal_core::BookingError::NotFound { .. })) => Ok(Value::Null),
+                Err(e) => Err(e.into()),
+            }
+        }
+        Field::EventIcs => {
+            let a: IdArgs = args(raw)?;
+            let id = IdArgs::get("eventId", &a.event_id)?;
+            let event = cal_store::get_event(&**db, id).await?;
+            visible(may_see(caller, &event.user_id, event.customer_id.as_deref()), "event", id)?;
+            Ok(out::ics(&event, now))
+        }
+        Field::ExternalCalendars => {
+            let a: UserArgs = args(raw)?;
+            require(caller.is_or_admin(&a.user_id))?;
+            let list = cal_store::sources::list_ics(&**db, &a.user_id).await?;
+            Ok(json!(list.iter().map(out::source).collect::<Vec<_>>()))
+        }
+        Field::PutWeeklyRule => {
+            let a: WithInput<RuleInputArgs> = args(raw)?;
+            let user_id = a.user_id.unwrap_or_default();
+            require(caller.is_or_admin(&user_id))?;
+            let rule = weekly_rule(&user_id, a.input)?;
+            let stored = cal_store::put_rule(&mut **db, &rule).await.map_err(in_input)?;
+            Ok(out::rule(&stored))
+        }
+        Field::DeleteWeeklyRule => {
+            let a: IdArgs = args(raw)?;
+            let user_id = IdArgs::get("userId", &a.user_id)?;
+            require(caller.is_or_admin(user_id))?;
+            cal_store::delete_rule(&mut **db, user_id, IdArgs::get("ruleId", &a.rule_id)?).await?;
+            Ok(json!(true))
+        }
+        Field::CopyWeekday => {
+            let a: CopyWeekdayArgs = args(raw)?;
+            require(caller.is_or_admin(&a.user_id))?;
+            let bit = |field: &str, d: i64| {
+                if (1..=7).contains(&d) { Ok(1i64 << (d - 1)) } else { Err(ApiError::validation(field, format!("must be 1 (Monday) to 7 (Sunday), got {d}"))) }
+            };
+            let from = bit("fromWeekday", a.from_weekday)?;
+            let mut to = 0;
+            for (i, d) in a.to_weekdays.iter().enumerate() {
+                to |= bit(&format!("toWeekdays[{i}]"), *d)?;
+            }
+            let tx = db.transaction().await.map_err(|e| ApiError::from(cal_store::StoreError::from(e)))?;
+            let mut tx = tx;
+            let rules = cal_store::list_rules(&tx, &a.user_id, Some(&a.role_code)).await?;
+            let mut changed = Vec::new();
+            for mut rule in rules.into_iter().filter(|r| r.active && i64::from(r.weekday_mask.bits()) & from != 0) {
+                let mask = i64::from(rule.weekday_mask.bits()) | to;
+                rule.weekday_mask = WeekdayMask::new(mask).map_err(|e| ApiError::validation("toWeekdays", e))?;
+                changed.push(cal_store::put_rule(&mut tx, &rule).await?);
+            }
+            tx.commit().await.map_err(|e| ApiError::from(cal_store::StoreError::from(e)))?;
+            Ok(json!(changed.iter().map(out::rule).collect::<Vec<_>>()))
+        }
+        Field::UpsertException => {
+            let a: WithInput<ExceptionInputArgs> = args(raw)?;
+            let user_id = a.user_id.unwrap_or_default();
+            require(caller.is_or_admin(&user_id))?;
+            let note = a.input.note.clone();
+            let exc = exception(&user_id, a.input)?;
+            let stored = cal_store::upsert_exception(&mut **db, &exc, note.as_deref()).await.map_err(in_input)?;
+            Ok(out::exception(&stored))
+        }
+        Field::DeleteException => {
+            let a: IdArgs = args(raw)?;
+            let user_id = IdArgs::get("userId", &a.user_id)?;
+            require(caller.is_or_admin(user_id))?;
+            cal_store::delete_exception(&mut **db, user_id, IdArgs::get("excId", &a.exc_id)?).await?;
+            Ok(json!(true))
+        }
+        Field::AddVacation => {
+            let a: WithInput<VacationInputArgs> = args(raw)?;
+            let user_id = a.user_id.unwrap_or_default();
+            require(caller.is_or_admin(&user_id))?;
+            let v = a.input;
+            let date = |f: &str, d: &str| cal_core::time::parse_date(d).map_err(|e| ApiError::validation(f, e));
+            let zone = Zone::parse(&v.timezone).map_err(|e| ApiError::validation("input.timezone", e))?;
+            let vacation = cal_store::add_vacation(
+                &mut **db,
+                &user_id,
+                date("input.fromDate", &v.from_date)?,
+                date("input.toDate", &v.to_date)?,
+                zone,
+                v.note.as_deref(),
+            )
+            .await
+            .map_err(in_input)?;
+            Ok(json!(vacation.days.iter().map(out::exception).collect::<Vec<_>>()))
+        }
+        Field::CreateHold | Field::RequestBooking => {
+            let a: WithInput<HoldInputArgs> = args(raw)?;
+            let req = hold_request(caller, a.input, field == Field::RequestBooking)?;
+            // A retry of a hold already made is answered whatever the limit.
+            let retry = cal_store::hold_for_key(&**db, &req.user_id, &req.idempotency_key).await?.is_some();
+            if let (false, false, Some(customer)) = (retry, caller.is_admin(), req.customer_id.as_deref()) {
+                let recent = cal_store::holds_created_since(&**db, customer, now.plus_secs(-3600)).await?;
+                if recent >= deps.limits.holds_per_customer_per_hour {
+                    return Err(ApiError::new(ErrorType::RateLimited, format!("at most {} holds per hour; try again later", deps.limits.holds_per_customer_per_hour)));
+                }
+            }
+            if req.kind == HoldKind::Reschedule {
+                let event_id = req.event_id.as_deref().unwrap_or_default();
+                let event = cal_store::get_event(&**db, event_id).await?;
+                visible(may_see(caller, &event.user_id, event.customer_id.as_deref()), "event", event_id)?;
+            }
+            let hold = cal_store::create_hold(&mut **db, &req, now).await.map_err(in_input)?;
+            Ok(out::hold(&hold, now))
+        }
+        Field::ReleaseHold => {
+            let a: IdArgs = args(raw)?;
+            let id = IdArgs::get("holdId", &a.hold_id)?;
+            let hold = cal_store::get_hold(&**db, id).await?;
+            visible(may_see(caller, &hold.user_id, hold.customer_id.as_deref()), "hold", id)?;
+            Ok(out::hold(&cal_store::release_hold(&mut **db, id, now).await?, now))
+        }
+        Field::ConfirmHold => {
+            let a: IdArgs = args(raw)?;
+            require(caller.is_admin())?;
+            Ok(out::event(&cal_store::confirm_hold(&mut **db, IdArgs::get("holdId", &a.hold_id)?, now).await?))
+        }
+        Field::AcceptRequest | Field::DeclineRequest => {
+            let a: IdArgs = args(raw)?;
+            let id = IdArgs::get("holdId", &a.hold_id)?;
+            let hold = cal_store::get_hold(&**db, id).await?;
+            visible(may_see(caller, &hold.user_id, hold.customer_id.as_deref()), "hold", id)?;
+            require(caller.is_or_admin(&hold.user_id))?;
+            if field == Field::AcceptRequest {
+                Ok(out::event(&cal_store::accept_request(&mut **db, id, now).await?))
+            } else {
+                Ok(out::hold(&cal_store::decline_request(&mut **db, id, now).await?, now))
+            }
+        }
+        Field::RescheduleEvent => {
+            let a: IdArgs = args(raw)?;
+            require(caller.is_admin())?;
+            let (event_id, hold_id) = (IdArgs::get("eventId", &a.event_id)?, IdArgs::get("holdId", &a.hold_id)?);
+            Ok(out::event(&cal_store::reschedule_event(&mut **db, event_id, hold_id, now).await?))
+        }
+        Field::CancelEvent => {
+            let a: IdArgs = args(raw)?;
+            require(caller.is_admin())?;
+            Ok(out::event(&cal_store::cancel_event(&mut **db, IdArgs::get("eventId", &a.event_id)?, now).await?))
+        }
+        Field::ConnectIcs => {
+            let a: ConnectArgs = args(raw)?;
+            require(caller.is_or_admin(&a.user_id))?;
+            let source = cal_store::sources::connect_ics(&mut **db, &a.user_id, &a.url, a.label.as_deref(), now).await?;
+            Ok(out::source(&source))
+        }
+        Field::DisconnectIcs => {
+            let a: IdArgs = args(raw)?;
+            let user_id = IdArgs::get("userId", &a.user_id)?;
+            require(caller.is_or_admin(user_id))?;
+            cal_store::sources::disconnect_ics(&mut **db, user_id, IdArgs::get("sourceId", &a.source_id)?).await?;
+            Ok(json!(true))
+        }
+        Field::ResyncIcs => {
+            let a: IdArgs = args(raw)?;
+            let user_id = IdArgs::get("userId", &a.user_id)?;
+            require(caller.is_or_admin(user_id))?;
+            let source = cal_store::sources::resync_ics(&**db, user_id, IdArgs::get("sourceId", &a.source_id)?, now).await?;
+            Ok(out::source(&source))
+        }
+        Field::CreateFeed | Field::RotateFeed => {
+            let a: IdArgs = args(raw)?;
+            let user_id = IdArgs::get("userId", &a.user_id)?;
+            require(caller.is_or_admin(user_id))?;
+            let token = if field == Field::CreateFeed {
+                cal_store::feeds::create_feed(&mut **db, user_id, now).await?
+            } else {
+                cal_store::feeds::rotate_feed(&mut **db, user_id, now).await?
+            };
+            Ok(out::feed_url(&deps.feed_base_url, &token))
+        }
+        Field::RevokeFeed => {
+            let a: IdArgs = args(raw)?;
+            let user_id = IdArgs::get("userId", &a.user_id)?;
+            require(caller.is_or_admin(user_id))?;
+            // Whether a feed was on to turn off.
+            Ok(json!(cal_store::feeds::revoke_feed(&mut **db, user_id, now).await?))
+        }
+    }
+}
+
+/// A store failure for a field whose arguments sit in `input`.
+fn in_input(e: cal_store::StoreError) -> ApiError {
+    ApiError::from_store(e, "input.")
+}
+
+/// A record the caller may not see answers like a missing one, so ids
+/// cannot be probed.
+fn visible(allowed: bool, what: &'static str, id: &str) -> Result<(), ApiError> {
+    if allowed { Ok(()) } else { Err(ApiError::new(ErrorType::NotFound, format!("{what} {id} not found"))) }
+}
+
+/// The provider, the customer, or an admin.
+fn may_see(caller: &Caller, provider: &str, customer: Option<&str>) -> bool {
+    caller.is_admin() || caller.user_id().is_some_and(|me| me == provider || Some(me) == customer)
+}
+
+/// `duration_min` → `durationMin` for field paths in messages.
+pub(crate) fn camel(snake: &str) -> String {
+    let mut out = String::new();
+    let mut upper = false;
+    for c in snake.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn weekly_rule(user_id: &str, r: RuleInputArgs) -> Result<WeeklyRule, ApiError> {
+    let params = BookingParams::new(r.min_duration_min, r.lead_time_hours, r.booking_window_days)
+        .map_err(|(field, e)| ApiError::validation(&format!("input.{}", camel(field)), e))?;
+    let time = |f: &str, t: &str| LocalTime::parse(t).map_err(|e| ApiError::validation(f, e));
+    Ok(WeeklyRule {
+        rule_id: r.rule_id.unwrap_or_default(),
+        user_id: user_id.to_owned(),
+        role_code: r.role_code,
+        weekday_mask: WeekdayMask::new(r.weekday_mask).map_err(|e| ApiError::validation("input.weekdayMask", e))?,
+        start_local: time("input.startLocal", &r.start_local)?,
+        end_local: time("input.endLocal", &r.end_local)?,
+        timezone: Zone::parse(&r.timezone).map_err(|e| ApiError::validation("input.timezone", e))?,
+        params,
+        active: r.active.unwrap_or(true),
+    })
+}
+
+fn exception(user_id: &str, e: ExceptionInputArgs) -> Result<Exception, ApiError> {
+    let kind = match e.kind.as_str() {
+        "AVAILABLE" => ExceptionKind::Available,
+        "UNAVAILABLE" => ExceptionKind::Unavailable,
+        other => return Err(ApiError::validation("input.kind", format!("must be AVAILABLE or UNAVAILABLE, got {other:?}"))),
+    };
+    let time = |f: &str, t: &str| LocalTime::parse(t).map_err(|e| ApiError::validation(f, e));
+    let times = match (e.start_local.as_deref(), e.end_local.as_deref()) {
+        (Some(s), Some(t)) => Some((time("input.startLocal", s)?, time("input.endLocal", t)?)),
+        (None, None) => None,
+        _ => return Err(ApiError::validation("input.endLocal", "startLocal and endLocal are both set or both absent")),
+    };
+    Ok(Exception {
+        exc_id: e.exc_id.unwrap_or_default(),
+        user_id: user_id.to_owned(),
+        date_local: cal_core::time::parse_date(&e.date_local).map_err(|err| ApiError::validation("input.dateLocal", err))?,
+        timezone: Zone::parse(&e.timezone).map_err(|err| ApiError::validation("input.timezone", err))?,
+        kind,
+        times,
+    })
+}
+
+/// A hold request as the caller may make it: customers hold checkout or
+/// request time for themselves (or move their own event); admin holds and
+/// holds for others are for admins and services.
+fn hold_request(caller: &Caller, h: HoldInputArgs, request_booking: bool) -> Result<HoldRequest, ApiError> {
+    let kind = match h.kind.as_deref() {
+        None | Some("CHECKOUT") => HoldKind::Checkout,
+        Some("RESCHEDULE") => HoldKind::Reschedule,
+        Some("ADMIN") => HoldKind::Admin,
+        Some(other) => return Err(ApiError::validation("input.kind", format!("must be CHECKOUT, RESCHEDULE or ADMIN, got {other:?}"))),
+    };
+    let mode = match (h.mode.as_deref(), request_booking) {
+        (None, false) | (Some("INSTANT"), false) => HoldMode::Instant,
+        (None, true) | (Some("REQUEST"), _) => HoldMode::Request,
+        (Some("INSTANT"), true) => return Err(ApiError::validation("input.mode", "requestBooking makes REQUEST holds")),
+        (Some(other), _) => return Err(ApiError::validation("input.mode", format!("must be INSTANT or REQUEST, got {other:?}"))),
+    };
+    let customer_id = match (caller.is_admin(), h.customer_id) {
+        (true, c) => c,
+        (false, None) => caller.user_id().map(str::to_owned),
+        (false, Some(c)) if Some(c.as_str()) == caller.user_id() => Some(c),
+        (false, Some(_)) => return Err(ApiError::forbidden()),
+    };
+    if kind == HoldKind::Admin && !caller.is_admin() {
+        return Err(ApiError::forbidden());
+    }
+    let input = HoldRequestInput {
+        user_id: h.user_id,
+        role_code: h.role_code,
+        customer_id,
+        start: instant("input.start", &h.start)?,
+        end: instant("input.end", &h.end)?,
+        kind: Some(kind),
+        mode: Some(mode),
+        event_id: h.event_id,
+        ttl_min: h.ttl_min,
+        step_min: h.step_min,
+        idempotency_key: h.idempotency_key,
+    };
+    HoldRequest::new(input).map_err(|e| match e {
+        cal_core::BookingError::Validation { field, reason } => ApiError::validation(&format!("input.{}", camel(field)), reason),
+        other => other.into(),
+    })
+}

@@ -1,0 +1,324 @@
+//! What the fn-api tests share: a fresh database per test (migrations
+//! applied) behind real `Deps`, a clock the test moves, the payloads of
+//! `events/appsync/`, and the fixture whose ids those payloads name.
+//!
+//! The payloads are the ones `cargo lambda invoke --data-file` sends: a test
+//! loads the file, puts the fixture's generated ids where the file has
+//! `{{placeholders}}` (see events/README.md), and, for flows, swaps only the
+//! `arguments` and `identity` of the real event.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+
+use cal_core::holds::{HoldKind, HoldMode, HoldRequest, HoldRequestInput};
+use cal_core::{BookingParams, ErrorType, Exception, ExceptionKind, Instant, LocalTime, WeekdayMask, WeeklyRule, Zone};
+pub use cal_store::testing::TestDb;
+use fn_api::{ApiError, Deps, Field, Limits, handle};
+use serde_json::{Value, json};
+
+/// The clock every test starts at (a Friday); slots are asked for on
+/// Monday 2030-03-04, inside lead time (24 h) and booking window (60 days).
+pub const NOW: &str = "2030-03-01T00:00:00Z";
+pub const PROVIDER: &str = "prov-ana";
+pub const OTHER_PROVIDER: &str = "prov-cara";
+pub const CUSTOMER: &str = "cust-ben";
+pub const ADMIN: &str = "ops-admin";
+pub const ROLE: &str = "photographer";
+pub const ZONE: &str = "Europe/Berlin";
+pub const FEED_BASE: &str = "https://feeds.example.test/feeds";
+/// The seeded ICS source's URL: a secret that must never come back.
+pub const SEEDED_ICS_URL: &str = "https://calendar.google.com/calendar/ical/ana.lima%40example.com/private-9f8e7d6c5b4a39281706f5e4d3c2b1a0/basic.ics";
+
+pub fn at(s: &str) -> Instant {
+    Instant::parse(s).unwrap()
+}
+
+pub use cal_store::testing::Clock;
+
+pub fn deps_for(url: &str, clock: &Clock) -> Deps {
+    let c = clock.clone();
+    Deps {
+        pool: cal_store::pool_from_url(url, 4).expect("pool"),
+        feed_base_url: FEED_BASE.into(),
+        limits: Limits::default(),
+        clock: Arc::new(move || c.now()),
+        cache: None,
+    }
+}
+
+/// A fresh database, the `Deps` fn-api runs with, and the test's clock.
+pub struct Api {
+    pub db: TestDb,
+    pub deps: Deps,
+    pub clock: Clock,
+}
+
+impl Api {
+    /// Migrated, with the providers' weekly rules (and nothing else).
+    pub async fn new() -> Api {
+        let mut db = TestDb::new().await;
+        seed_rules(&mut db).await;
+        let clock = Clock::at(NOW);
+        let deps = deps_for(&db.url(), &clock);
+        Api { db, deps, clock }
+    }
+
+    /// Migrated, with everything the payloads of `events/appsync/` name.
+    pub async fn with_fixture() -> (Api, Fixture) {
+        let mut api = Api::new().await;
+        let fx = seed_fixture(&mut api.db, api.clock.now()).await;
+        (api, fx)
+    }
+
+    pub async fn call(&self, event: Value) -> Result<Value, ApiError> {
+        handle(&self.deps, event).await
+    }
+
+    /// The event of `file` as it is, placeholders filled from `fx`.
+    pub async fn call_file(&self, file: &str, fx: &Fixture) -> Result<Value, ApiError> {
+        self.call(fx.event(file)).await
+    }
+
+    /// The real event of `field` with these arguments, sent by `who`.
+    pub async fn call_as(&self, who: Who, field: &str, args: Value) -> Result<Value, ApiError> {
+        self.call(request(who, field, args)).await
+    }
+
+    pub async fn ok(&self, who: Who, field: &str, args: Value) -> Value {
+        match self.call_as(who, field, args.clone()).await {
+            Ok(v) => v,
+            Err(e) => panic!("{field} as {who:?} with {args} failed: {e}"),
+        }
+    }
+
+    pub async fn err(&self, who: Who, field: &str, args: Value) -> ApiError {
+        match self.call_as(who, field, args.clone()).await {
+            Ok(v) => panic!("{field} as {who:?} with {args} should fail, got {v}"),
+            Err(e) => e,
+        }
+    }
+
+    pub async fn outbox_len(&self) -> i64 {
+        self.db.count("select count(*) from cal.outbox").await
+    }
+}
+
+/// Weekly rules: Ana weekdays 09:00–17:00 Berlin (08:00–16:00Z in March),
+/// plus a Saturday rule the deleteWeeklyRule payload removes; Cara weekdays
+/// 10:00–18:00 Berlin. 60-minute minimum, 24 h lead time, 60-day window.
+pub async fn seed_rules(db: &mut TestDb) {
+    for rule in [
+        rule("wr_ana_weekdays", PROVIDER, 0b001_1111, "09:00", "17:00"),
+        rule("wr_ana_saturday", PROVIDER, 0b010_0000, "10:00", "14:00"),
+        rule("wr_cara_weekdays", OTHER_PROVIDER, 0b001_1111, "10:00", "18:00"),
+    ] {
+        cal_store::put_rule(&mut db.client, &rule).await.expect("seed rule");
+    }
+}
+
+pub fn rule(id: &str, user: &str, mask: i64, start: &str, end: &str) -> WeeklyRule {
+    WeeklyRule {
+        rule_id: id.into(),
+        user_id: user.into(),
+        role_code: ROLE.into(),
+        weekday_mask: WeekdayMask::new(mask).unwrap(),
+        start_local: LocalTime::parse(start).unwrap(),
+        end_local: LocalTime::parse(end).unwrap(),
+        timezone: Zone::parse(ZONE).unwrap(),
+        params: BookingParams::new(Some(60), Some(24), Some(60)).unwrap(),
+        active: true,
+    }
+}
+
+/// The generated ids the payloads refer to by placeholder.
+#[derive(Clone, Debug)]
+pub struct Fixture {
+    /// `{{holdId}}`: Ben's active checkout hold, Mon 09:00–10:00Z.
+    pub hold_id: String,
+    /// `{{requestHoldId}}`: Ben's pending request, Mon 11:00–12:00Z.
+    pub request_hold_id: String,
+    /// `{{eventId}}`: Ben's confirmed booking, Mon 13:00–14:00Z.
+    pub event_id: String,
+    /// `{{rescheduleHoldId}}`: a reschedule hold moving it to Tue 13:00–14:00Z.
+    pub reschedule_hold_id: String,
+    /// `{{sourceId}}`: Ana's connected Google calendar.
+    pub source_id: String,
+}
+
+pub fn hold_request(start: &str, end: &str, kind: HoldKind, mode: HoldMode, event_id: Option<&str>, key: &str) -> HoldRequest {
+    HoldRequest::new(HoldRequestInput {
+        user_id: PROVIDER.into(),
+        role_code: ROLE.into(),
+        customer_id: Some(CUSTOMER.into()),
+        start: at(start),
+        end: at(end),
+        kind: Some(kind),
+        mode: Some(mode),
+        event_id: event_id.map(str::to_owned),
+        ttl_min: None,
+        step_min: None,
+        idempotency_key: key.into(),
+    })
+    .unwrap()
+}
+
+/// Everything beyond the rules that the payloads name: an exception of
+/// 2030-03-11, holds, an event, a connected calendar and an active feed.
+pub async fn seed_fixture(db: &mut TestDb, now: Instant) -> Fixture {
+    let c = &mut db.client;
+    let exc = Exception {
+        exc_id: "ex_ana_2030_03_11".into(),
+        user_id: PROVIDER.into(),
+        date_local: cal_core::time::parse_date("2030-03-11").unwrap(),
+        timezone: Zone::parse(ZONE).unwrap(),
+        kind: ExceptionKind::Unavailable,
+        times: None,
+    };
+    cal_store::upsert_exception(c, &exc, Some("Trade fair")).await.expect("seed exception");
+
+    let booked = hold_request("2030-03-04T13:00:00Z", "2030-03-04T14:00:00Z", HoldKind::Checkout, HoldMode::Instant, None, "fx-booked");
+    let booked = cal_store::create_hold(c, &booked, now).await.expect("seed hold to book");
+    let event = cal_store::confirm_hold(c, &booked.hold_id, now).await.expect("seed event");
+
+    let checkout = hold_request("2030-03-04T09:00:00Z", "2030-03-04T10:00:00Z", HoldKind::Checkout, HoldMode::Instant, None, "fx-checkout");
+    let checkout = cal_store::create_hold(c, &checkout, now).await.expect("seed checkout hold");
+
+    let request = hold_request("2030-03-04T11:00:00Z", "2030-03-04T12:00:00Z", HoldKind::Checkout, HoldMode::Request, None, "fx-request");
+    let request = cal_store::create_hold(c, &request, now).await.expect("seed request hold");
+
+    let move_to = hold_request(
+        "2030-03-05T13:00:00Z",
+        "2030-03-05T14:00:00Z",
+        HoldKind::Reschedule,
+        HoldMode::Instant,
+        Some(&event.event_id),
+        "fx-reschedule",
+    );
+    let move_to = cal_store::create_hold(c, &move_to, now).await.expect("seed reschedule hold");
+
+    let source = cal_store::connect_ics(c, PROVIDER, SEEDED_ICS_URL, Some("Google (work)"), now).await.expect("seed source");
+    cal_store::create_feed(c, PROVIDER, now).await.expect("seed feed");
+
+    Fixture {
+        hold_id: checkout.hold_id,
+        request_hold_id: request.hold_id,
+        event_id: event.event_id,
+        reschedule_hold_id: move_to.hold_id,
+        source_id: source.source_id,
+    }
+}
+
+impl Fixture {
+    pub fn placeholders(&self) -> [(&'static str, &str); 5] {
+        [
+            ("{{holdId}}", &self.hold_id),
+            ("{{requestHoldId}}", &self.request_hold_id),
+            ("{{eventId}}", &self.event_id),
+            ("{{rescheduleHoldId}}", &self.reschedule_hold_id),
+            ("{{sourceId}}", &self.source_id),
+        ]
+    }
+
+    /// `events/appsync/<file>.json` with its placeholders filled.
+    pub fn event(&self, file: &str) -> Value {
+        let mut text = read_event_text(file);
+        for (placeholder, id) in self.placeholders() {
+            text = text.replace(placeholder, id);
+        }
+        assert!(!text.contains("{{"), "{file}.json has a placeholder the fixture does not fill");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}.json: {e}"))
+    }
+}
+
+pub fn events_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events/appsync")
+}
+
+pub fn read_event_text(file: &str) -> String {
+    let path = events_dir().join(format!("{file}.json"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Names (without `.json`) of every payload in events/appsync, sorted.
+pub fn event_files() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(events_dir())
+        .expect("events/appsync exists")
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter_map(|n| n.strip_suffix(".json").map(str::to_owned))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Who is calling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Who {
+    /// prov-ana, whose calendar the payloads use.
+    Provider,
+    /// prov-cara, another provider.
+    OtherProvider,
+    /// cust-ben, the customer of the fixture's holds and event.
+    Customer,
+    /// ops-admin, Cognito group `admin`.
+    Admin,
+    /// The order service, signed with IAM.
+    Service,
+    /// An API-key request: no identity.
+    Nobody,
+}
+
+impl Who {
+    pub const ALL: [Who; 6] = [Who::Provider, Who::OtherProvider, Who::Customer, Who::Admin, Who::Service, Who::Nobody];
+
+    /// The identity as a real payload carries it, taken from a file that has it.
+    pub fn identity(self) -> Value {
+        let file = match self {
+            Who::Provider => "putWeeklyRule",
+            Who::OtherProvider => "putWeeklyRule.forbidden-other-provider",
+            Who::Customer => "createHold",
+            Who::Admin => "confirmHold",
+            Who::Service => "confirmHold.iam-order-service",
+            Who::Nobody => "weeklyRules.no-identity",
+        };
+        let event: Value = serde_json::from_str(&read_event_text(file)).unwrap();
+        event["identity"].clone()
+    }
+}
+
+/// The real event of `field` (its own file) sent by `who` with `args`.
+pub fn request(who: Who, field: &str, args: Value) -> Value {
+    let mut event: Value = serde_json::from_str(&read_event_text(field)).unwrap();
+    event["identity"] = who.identity();
+    event["info"]["variables"] = args.clone();
+    event["arguments"] = args;
+    event
+}
+
+/// The field a payload is for.
+pub fn field_of(event: &Value) -> Option<Field> {
+    let info = &event["info"];
+    Field::parse(info["parentTypeName"].as_str()?, info["fieldName"].as_str()?)
+}
+
+pub fn assert_err(result: Result<Value, ApiError>, kind: ErrorType) -> ApiError {
+    match result {
+        Ok(v) => panic!("expected {}, got Ok({v})", kind.as_str()),
+        Err(e) => {
+            assert_eq!(e.kind, kind, "{e}");
+            e
+        }
+    }
+}
+
+/// The `slots[].start` of a page.
+pub fn starts(page: &Value) -> Vec<String> {
+    page["slots"].as_array().expect("slots").iter().map(|s| s["start"].as_str().unwrap().to_owned()).collect()
+}
+
+/// Arguments of a checkout hold on Ana's calendar.
+pub fn hold_args(start: &str, end: &str, key: &str) -> Value {
+    json!({"input": {"userId": PROVIDER, "roleCode": ROLE, "start": start, "end": end, "idempotencyKey": key}})
+}
