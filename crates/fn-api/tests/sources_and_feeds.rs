@@ -32,6 +32,9 @@ async fn connect_list_resync_and_disconnect_an_ics_calendar() {
     let https_spelling = ICLOUD.replacen("webcal://", "https://", 1);
     let again = api.ok(Who::Provider, "connectIcs", json!({"userId": PROVIDER, "url": https_spelling})).await;
     assert_eq!(again["sourceId"], source_id.as_str());
+    // Calendars list in the order they were connected (ties on the same
+    // instant fall back to the id), so the second one is connected later.
+    api.clock.advance_minutes(1);
     let outlook = api.ok(Who::Admin, "connectIcs", json!({"userId": PROVIDER, "url": OUTLOOK, "label": "Outlook"})).await;
     secret_free(&outlook);
 
@@ -43,7 +46,7 @@ async fn connect_list_resync_and_disconnect_an_ics_calendar() {
     // Nothing stored anywhere a caller can read carries the URL either: the outbox has the host only.
     assert_eq!(api.db.count("select count(*) from cal.outbox where payload::text like '%MTIzNDU2%'").await, 0);
 
-    api.clock.advance_minutes(90);
+    api.clock.advance_minutes(89);
     let resynced = api.ok(Who::Provider, "resyncIcs", json!({"userId": PROVIDER, "sourceId": source_id})).await;
     secret_free(&resynced);
     assert_eq!(resynced["nextPollAt"], "2030-03-01T01:30:00Z", "due now");
