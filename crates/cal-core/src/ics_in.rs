@@ -14,7 +14,8 @@
 //! its first occurrence. Expansion is bounded by the requested window and by
 //! [`ImportLimits`], so a hostile RRULE can neither loop nor exhaust memory.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime};
@@ -110,24 +111,70 @@ pub struct Imported {
 /// `provider_zone` places floating and all-day times (unless the calendar
 /// names a default with Google's `X-WR-TIMEZONE`, which then places floating
 /// times; all-day events always use the provider's zone).
+///
+/// Two passes over the borrowed text keep memory near the size of the body:
+/// the first checks the structure and keeps only what a calendar's events
+/// depend on (its VTIMEZONEs and X-WR-TIMEZONE); the second reads the events
+/// one at a time, each turned into a compact `Vevent` at its END:VEVENT, so
+/// the whole calendar never exists as a tree of content lines.
 pub fn import(body: &[u8], provider_zone: Zone, from: Instant, to: Instant, limits: ImportLimits) -> Result<Imported, Rejection> {
     if body.len() > limits.max_bytes {
         return Err(Rejection::TooLarge { bytes: body.len(), max: limits.max_bytes });
     }
     let text = decode(body)?;
-    let calendars = components(content_lines(&text)?)?;
-    let mut out = Imported::default();
-    let mut warnings = Vec::new();
-    let event_count: usize = calendars.iter().map(|c| c.children.iter().filter(|e| e.name == "VEVENT").count()).sum();
+    let heads = survey(&text)?;
+    let event_count: usize = heads.iter().map(|h| h.events).sum();
     if event_count > limits.max_events {
         return Err(Rejection::TooManyEvents { count: event_count, max: limits.max_events });
     }
-    out.events = event_count;
-    for cal in &calendars {
-        let mut ctx = Context::new(cal, provider_zone, from, to, limits, &mut warnings);
-        ctx.run(&mut out.busy);
+    let mut out = Imported { events: event_count, ..Imported::default() };
+    let mut warnings = Vec::new();
+    let mut heads = heads.into_iter();
+    let mut nesting = Nesting::default();
+    // The open top-level VCALENDAR, its events read so far, and the VEVENT being read.
+    let mut calendar: Option<(Context, Vec<Vevent>)> = None;
+    let mut event: Option<Component<'_>> = None;
+    for l in content_lines(&text)? {
+        match nesting.step(&l)? {
+            Step::Begin(name) => match nesting.depth() {
+                1 if name == "VCALENDAR" => {
+                    if let Some(head) = heads.next() {
+                        let capacity = head.events;
+                        calendar = Some((Context::new(head, provider_zone, from, to, limits, std::mem::take(&mut warnings)), Vec::with_capacity(capacity)));
+                    }
+                }
+                2 if calendar.is_some() && name == "VEVENT" => {
+                    event = Some(Component { name: name.into_owned(), line: l.line, ..Component::default() });
+                }
+                _ => {}
+            },
+            Step::End(_) => match nesting.depth() {
+                0 => {
+                    if let Some((mut ctx, events)) = calendar.take() {
+                        ctx.run(events, &mut out.busy);
+                        warnings = ctx.warnings;
+                    }
+                }
+                1 => {
+                    if let (Some(e), Some((ctx, events))) = (event.take(), calendar.as_mut()) {
+                        events.extend(ctx.read_event(&e));
+                    }
+                }
+                _ => {}
+            },
+            Step::Prop => {
+                if let Some(e) = event.as_mut().filter(|_| nesting.depth() == 2) {
+                    e.props.push(l);
+                }
+            }
+            Step::Ignored => {}
+        }
     }
-    out.busy.sort();
+    // Cannot fail: the survey saw every component closed.
+    nesting.finish()?;
+    // Equal occurrences are identical in every field, so an unstable sort
+    // (in place, no scratch buffer) orders them as a stable one would.
+    out.busy.sort_unstable();
     out.busy.dedup();
     out.warnings = warnings;
     Ok(out)
@@ -136,23 +183,48 @@ pub fn import(body: &[u8], provider_zone: Zone, from: Instant, to: Instant, limi
 // ---------------------------------------------------------------------------
 // Content lines (RFC 5545 §3.1)
 
-/// One unfolded content line with the physical line it started on.
+/// One unfolded content line with the physical line it started on. Name,
+/// parameters and value borrow from the body unless the line was folded
+/// (or a name is not upper case, or a parameter value quoted).
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct ContentLine {
+struct ContentLine<'a> {
     line: usize,
-    name: String,
-    params: Vec<(String, String)>,
-    value: String,
+    name: Cow<'a, str>,
+    params: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    value: Cow<'a, str>,
 }
 
-impl ContentLine {
+impl ContentLine<'_> {
     fn param(&self, name: &str) -> Option<&str> {
-        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_ref())
+    }
+
+    fn into_owned(self) -> ContentLine<'static> {
+        let own = |c: Cow<'_, str>| Cow::Owned(c.into_owned());
+        ContentLine {
+            line: self.line,
+            name: own(self.name),
+            params: self.params.into_iter().map(|(k, v)| (own(k), own(v))).collect(),
+            value: own(self.value),
+        }
+    }
+}
+
+/// `s` in ASCII upper case, borrowed when it already is.
+fn upper(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_lowercase()) { Cow::Owned(s.to_ascii_uppercase()) } else { Cow::Borrowed(s) }
+}
+
+/// A BEGIN/END value as a component name: trimmed, upper case.
+fn component_name<'a>(value: &Cow<'a, str>) -> Cow<'a, str> {
+    match value {
+        Cow::Borrowed(s) => upper(s.trim()),
+        Cow::Owned(s) => Cow::Owned(s.trim().to_ascii_uppercase()),
     }
 }
 
 /// Decodes (invalid UTF-8 replaced, never a panic), refusing binary bodies.
-fn decode(body: &[u8]) -> Result<std::borrow::Cow<'_, str>, Rejection> {
+fn decode(body: &[u8]) -> Result<Cow<'_, str>, Rejection> {
     if let Some(pos) = body.iter().take(64 * 1024).position(|&b| b == 0) {
         let line = body[..pos].iter().filter(|&&b| b == b'\n').count() + 1;
         return Err(Rejection::Binary { line });
@@ -163,7 +235,7 @@ fn decode(body: &[u8]) -> Result<std::borrow::Cow<'_, str>, Rejection> {
 /// The logical (unfolded) lines of `text` with the physical line each starts
 /// on, produced one at a time: an unfolded line borrows from `text`, only a
 /// folded one is copied, so a large body is never held twice.
-fn logical_lines(text: &str) -> impl Iterator<Item = (usize, std::borrow::Cow<'_, str>)> {
+fn logical_lines(text: &str) -> impl Iterator<Item = (usize, Cow<'_, str>)> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut raw = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).enumerate().peekable();
     std::iter::from_fn(move || loop {
@@ -172,7 +244,7 @@ fn logical_lines(text: &str) -> impl Iterator<Item = (usize, std::borrow::Cow<'_
             // Blank, or a continuation with nothing before it to continue.
             continue;
         }
-        let mut logical = std::borrow::Cow::Borrowed(line);
+        let mut logical = Cow::Borrowed(line);
         while let Some((_, next)) = raw.peek() {
             let Some(rest) = next.strip_prefix([' ', '\t']) else { break };
             logical.to_mut().push_str(rest);
@@ -183,7 +255,7 @@ fn logical_lines(text: &str) -> impl Iterator<Item = (usize, std::borrow::Cow<'_
 }
 
 /// The content lines of `text`, after checking that it starts as a calendar.
-fn content_lines(text: &str) -> Result<impl Iterator<Item = ContentLine> + '_, Rejection> {
+fn content_lines(text: &str) -> Result<impl Iterator<Item = ContentLine<'_>> + '_, Rejection> {
     let mut lines = logical_lines(text).peekable();
     let Some((first_line, first)) = lines.peek() else { return Err(Rejection::Empty) };
     if !first.trim().eq_ignore_ascii_case("BEGIN:VCALENDAR") {
@@ -191,19 +263,22 @@ fn content_lines(text: &str) -> Result<impl Iterator<Item = ContentLine> + '_, R
         let binary = first.chars().filter(|c| *c == char::REPLACEMENT_CHARACTER || c.is_control()).count() * 4 > first.chars().count().max(1);
         return Err(if binary { Rejection::Binary { line: *first_line } } else { Rejection::NotCalendar { line: *first_line, found } });
     }
-    Ok(lines.filter_map(|(line, text)| parse_line(line, &text)))
+    Ok(lines.filter_map(|(line, text)| match text {
+        Cow::Borrowed(text) => parse_line(line, text),
+        Cow::Owned(text) => parse_line(line, &text).map(ContentLine::into_owned),
+    }))
 }
 
 /// `NAME *(;PARAM=VALUE[,VALUE]) : VALUE`, with quoted parameter values.
 /// A line without a colon is not a content line and is dropped here; the
 /// component that holds it notices what it lacks.
-fn parse_line(line: usize, text: &str) -> Option<ContentLine> {
+fn parse_line(line: usize, text: &str) -> Option<ContentLine<'_>> {
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() && bytes[i] != b';' && bytes[i] != b':' {
         i += 1;
     }
-    let name = text[..i].trim().to_ascii_uppercase();
+    let name = upper(text[..i].trim());
     if name.is_empty() || i >= bytes.len() {
         return None;
     }
@@ -214,29 +289,41 @@ fn parse_line(line: usize, text: &str) -> Option<ContentLine> {
         while i < bytes.len() && bytes[i] != b'=' && bytes[i] != b':' && bytes[i] != b';' {
             i += 1;
         }
-        let key = text[key_start..i].trim().to_ascii_uppercase();
-        let mut value = String::new();
+        let key = upper(text[key_start..i].trim());
+        let mut value = Cow::Borrowed("");
         if i < bytes.len() && bytes[i] == b'=' {
             i += 1;
+            // Unquoted parts and the commas between them are the text as it
+            // stands; only a quoted part (quotes dropped) needs a copy.
+            let value_start = i;
+            let mut quoted: Option<String> = None;
             loop {
                 if i < bytes.len() && bytes[i] == b'"' {
                     let end = text[i + 1..].find('"').map(|p| i + 1 + p)?;
-                    value.push_str(&text[i + 1..end]);
+                    quoted.get_or_insert_with(|| text[value_start..i].to_owned()).push_str(&text[i + 1..end]);
                     i = end + 1;
                 } else {
                     let start = i;
                     while i < bytes.len() && !matches!(bytes[i], b',' | b';' | b':') {
                         i += 1;
                     }
-                    value.push_str(&text[start..i]);
+                    if let Some(q) = quoted.as_mut() {
+                        q.push_str(&text[start..i]);
+                    }
                 }
                 if i < bytes.len() && bytes[i] == b',' {
-                    value.push(',');
+                    if let Some(q) = quoted.as_mut() {
+                        q.push(',');
+                    }
                     i += 1;
                 } else {
                     break;
                 }
             }
+            value = match quoted {
+                Some(q) => Cow::Owned(q),
+                None => Cow::Borrowed(&text[value_start..i]),
+            };
         }
         params.push((key, value));
         if i >= bytes.len() {
@@ -246,24 +333,24 @@ fn parse_line(line: usize, text: &str) -> Option<ContentLine> {
     if bytes[i] != b':' {
         return None;
     }
-    Some(ContentLine { line, name, params, value: text[i + 1..].to_owned() })
+    Some(ContentLine { line, name, params, value: Cow::Borrowed(&text[i + 1..]) })
 }
 
 /// A component with its properties and sub-components.
 #[derive(Clone, Debug, Default)]
-struct Component {
+struct Component<'a> {
     name: String,
     line: usize,
-    props: Vec<ContentLine>,
-    children: Vec<Component>,
+    props: Vec<ContentLine<'a>>,
+    children: Vec<Component<'a>>,
 }
 
-impl Component {
-    fn prop(&self, name: &str) -> Option<&ContentLine> {
+impl<'a> Component<'a> {
+    fn prop(&self, name: &str) -> Option<&ContentLine<'a>> {
         self.props.iter().find(|p| p.name == name)
     }
 
-    fn props<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a ContentLine> + 'a {
+    fn props<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s ContentLine<'a>> + 's {
         self.props.iter().filter(move |p| p.name == name)
     }
 
@@ -272,37 +359,125 @@ impl Component {
     }
 }
 
-/// Builds the component tree; every VCALENDAR must be closed.
-fn components(lines: impl Iterator<Item = ContentLine>) -> Result<Vec<Component>, Rejection> {
-    let mut stack: Vec<Component> = Vec::new();
-    let mut done = Vec::new();
-    let mut last = 1;
-    for l in lines {
-        last = l.line;
-        match l.name.as_str() {
-            "BEGIN" => stack.push(Component { name: l.value.trim().to_ascii_uppercase(), line: l.line, ..Component::default() }),
+/// Where a content line falls in the component structure.
+enum Step<'a> {
+    /// `BEGIN` of this component, now the innermost open one.
+    Begin(Cow<'a, str>),
+    /// `END` of this component, closed now.
+    End(Cow<'a, str>),
+    /// A property of the innermost open component.
+    Prop,
+    /// An `END` with nothing open, or a property outside any component.
+    Ignored,
+}
+
+/// The open components (names only) while content lines go by; every
+/// BEGIN must be closed by the END of the same name.
+#[derive(Default)]
+struct Nesting<'a> {
+    open: Vec<Cow<'a, str>>,
+    /// The physical line of the last content line seen.
+    last_line: usize,
+}
+
+impl<'a> Nesting<'a> {
+    fn step(&mut self, l: &ContentLine<'a>) -> Result<Step<'a>, Rejection> {
+        self.last_line = l.line;
+        match &*l.name {
+            "BEGIN" => {
+                let name = component_name(&l.value);
+                self.open.push(name.clone());
+                Ok(Step::Begin(name))
+            }
             "END" => {
-                let name = l.value.trim().to_ascii_uppercase();
-                let Some(top) = stack.pop() else { continue };
-                if top.name != name {
-                    return Err(Rejection::Mismatched { line: l.line, found: name, open: top.name });
+                let name = component_name(&l.value);
+                let Some(top) = self.open.pop() else { return Ok(Step::Ignored) };
+                if top != name {
+                    return Err(Rejection::Mismatched { line: l.line, found: name.into_owned(), open: top.into_owned() });
                 }
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(top),
-                    None => done.push(top),
-                }
+                Ok(Step::End(top))
             }
-            _ => {
-                if let Some(top) = stack.last_mut() {
-                    top.props.push(l);
-                }
-            }
+            _ if self.open.is_empty() => Ok(Step::Ignored),
+            _ => Ok(Step::Prop),
         }
     }
-    if let Some(open) = stack.first() {
-        return Err(Rejection::Truncated { line: last, open: open.name.clone() });
+
+    /// How many components are open.
+    fn depth(&self) -> usize {
+        self.open.len()
     }
-    Ok(done.into_iter().filter(|c| c.name == "VCALENDAR").collect())
+
+    /// At the end of the body: every VCALENDAR must be closed.
+    fn finish(&self) -> Result<(), Rejection> {
+        match self.open.first() {
+            Some(open) => Err(Rejection::Truncated { line: self.last_line, open: open.to_string() }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What a top-level VCALENDAR's events depend on, found before they are read.
+#[derive(Debug, Default)]
+struct CalendarHead<'a> {
+    line: usize,
+    /// Its first `X-WR-TIMEZONE` property.
+    wr_timezone: Option<ContentLine<'a>>,
+    /// Its VTIMEZONE components, whole.
+    vtimezones: Vec<Component<'a>>,
+    /// How many VEVENTs it holds.
+    events: usize,
+}
+
+/// The first pass: checks that components nest and close (rejecting the
+/// body otherwise) and returns, for each top-level VCALENDAR, what its
+/// events depend on. Only VTIMEZONE subtrees are built; everything else is
+/// looked at and let go.
+fn survey(text: &str) -> Result<Vec<CalendarHead<'_>>, Rejection> {
+    let mut nesting = Nesting::default();
+    let mut heads = Vec::new();
+    let mut head: Option<CalendarHead<'_>> = None;
+    // The open VTIMEZONE and its open sub-components, innermost last.
+    let mut zone: Vec<Component<'_>> = Vec::new();
+    for l in content_lines(text)? {
+        match nesting.step(&l)? {
+            Step::Begin(name) => {
+                let depth = nesting.depth();
+                if depth == 1 && name == "VCALENDAR" {
+                    head = Some(CalendarHead { line: l.line, ..CalendarHead::default() });
+                } else if !zone.is_empty() || (depth == 2 && head.is_some() && name == "VTIMEZONE") {
+                    zone.push(Component { name: name.into_owned(), line: l.line, ..Component::default() });
+                }
+            }
+            Step::End(name) => match zone.pop() {
+                Some(done) => match (zone.last_mut(), head.as_mut()) {
+                    (Some(parent), _) => parent.children.push(done),
+                    (None, Some(h)) => h.vtimezones.push(done),
+                    (None, None) => {}
+                },
+                None => match nesting.depth() {
+                    0 => heads.extend(head.take()),
+                    1 if name == "VEVENT" => {
+                        if let Some(h) = head.as_mut() {
+                            h.events += 1;
+                        }
+                    }
+                    _ => {}
+                },
+            },
+            Step::Prop => {
+                if let Some(c) = zone.last_mut() {
+                    c.props.push(l);
+                } else if let Some(h) = head.as_mut().filter(|_| nesting.depth() == 1) {
+                    if l.name == "X-WR-TIMEZONE" && h.wr_timezone.is_none() {
+                        h.wr_timezone = Some(l);
+                    }
+                }
+            }
+            Step::Ignored => {}
+        }
+    }
+    nesting.finish()?;
+    Ok(heads)
 }
 
 /// TEXT unescaping (RFC 5545 §3.3.11).
@@ -493,6 +668,7 @@ enum Length {
     Nominal(IcsDuration),
 }
 
+/// One VEVENT, read: what expansion needs and nothing more.
 #[derive(Clone, Debug)]
 struct Vevent {
     line: usize,
@@ -501,14 +677,17 @@ struct Vevent {
     start: When,
     length: Length,
     blocks: bool,
-    rrule: Option<RRule>,
+    /// Boxed: most events have no rule, and a rule is large.
+    rrule: Option<Box<RRule>>,
     rdates: Vec<(When, Option<Length>)>,
     exdates: Vec<When>,
     recurrence_id: Option<(When, bool)>,
 }
 
-struct Context<'a> {
-    cal: &'a Component,
+/// One VCALENDAR's zones and limits while its events are read and expanded.
+struct Context {
+    /// The line of its BEGIN:VCALENDAR.
+    cal_line: usize,
     provider: Zone,
     floating: TimeBase,
     /// `X-WR-TIMEZONE`: a recurring UTC DTSTART is expanded on this wall clock.
@@ -517,13 +696,14 @@ struct Context<'a> {
     to: Instant,
     limits: ImportLimits,
     customs: HashMap<String, Arc<CustomZone>>,
-    warnings: &'a mut Vec<Warning>,
+    /// The import's warnings so far (taken over, and handed back after [`Context::run`]).
+    warnings: Vec<Warning>,
     unknown_tzids: HashSet<String>,
 }
 
-impl<'a> Context<'a> {
-    fn new(cal: &'a Component, provider: Zone, from: Instant, to: Instant, limits: ImportLimits, warnings: &'a mut Vec<Warning>) -> Self {
-        let wr_zone = cal.prop("X-WR-TIMEZONE").and_then(|p| {
+impl Context {
+    fn new(head: CalendarHead<'_>, provider: Zone, from: Instant, to: Instant, limits: ImportLimits, mut warnings: Vec<Warning>) -> Self {
+        let wr_zone = head.wr_timezone.and_then(|p| {
             let z = known_zone(&p.value);
             if z.is_none() {
                 warnings.push(Warning { line: p.line, message: format!("X-WR-TIMEZONE {:?} is not a known zone; ignored", p.value.trim()) });
@@ -532,7 +712,7 @@ impl<'a> Context<'a> {
         });
         let floating = TimeBase::Iana(wr_zone.unwrap_or(provider));
         let mut ctx = Context {
-            cal,
+            cal_line: head.line,
             provider,
             floating,
             wr_zone,
@@ -543,7 +723,7 @@ impl<'a> Context<'a> {
             warnings,
             unknown_tzids: HashSet::new(),
         };
-        for tz in cal.children.iter().filter(|c| c.name == "VTIMEZONE") {
+        for tz in &head.vtimezones {
             if let Some(tzid) = tz.prop("TZID").map(|p| p.value.trim().trim_matches('"').to_owned()) {
                 if let Some(zone) = ctx.custom_zone(tz) {
                     ctx.customs.insert(tzid, Arc::new(zone));
@@ -645,7 +825,7 @@ impl<'a> Context<'a> {
         let rrule = match c.prop("RRULE") {
             None => None,
             Some(p) => match RRule::parse(&p.value) {
-                Ok(r) => Some(r),
+                Ok(r) => Some(Box::new(r)),
                 Err(e) => {
                     self.warn(p.line, format!("RRULE cannot be read ({e}); event skipped"));
                     return None;
@@ -741,24 +921,28 @@ impl<'a> Context<'a> {
         Some(Vevent { line: c.line, uid, summary, start, length, blocks: !transparent && !cancelled, rrule, rdates, exdates, recurrence_id })
     }
 
-    fn run(&mut self, out: &mut Vec<BusyOccurrence>) {
-        let events: Vec<Vevent> = self.cal.children.iter().filter(|c| c.name == "VEVENT").filter_map(|c| self.read_event(c)).collect();
-        // Masters and their overrides, by UID.
-        let mut by_uid: BTreeMap<&str, (Vec<&Vevent>, Vec<&Vevent>)> = BTreeMap::new();
-        for e in &events {
-            let entry = by_uid.entry(e.uid.as_str()).or_default();
-            if e.recurrence_id.is_some() { entry.1.push(e) } else { entry.0.push(e) }
-        }
-        for (_, (masters, overrides)) in by_uid {
+    /// Expands this calendar's events: by UID (in UID order), its overrides
+    /// as they stand, then its masters around them.
+    fn run(&mut self, events: Vec<Vevent>, out: &mut Vec<BusyOccurrence>) {
+        // A stable sort keeps each UID's events in the order they were read.
+        let mut order: Vec<usize> = (0..events.len()).collect();
+        order.sort_by(|&a, &b| events[a].uid.cmp(&events[b].uid));
+        let (mut masters, mut overrides): (Vec<&Vevent>, Vec<&Vevent>) = (Vec::new(), Vec::new());
+        for group in order.chunk_by(|&a, &b| events[a].uid == events[b].uid) {
+            masters.clear();
+            overrides.clear();
+            for e in group.iter().map(|&i| &events[i]) {
+                if e.recurrence_id.is_some() { overrides.push(e) } else { masters.push(e) }
+            }
             for ov in &overrides {
                 self.emit(ov, ov.start.instant(self.provider), &ov.length, ov.blocks, ov.recurrence_id.as_ref().map(|(w, _)| w.instant(self.provider)), out);
             }
-            for master in masters {
+            for master in &masters {
                 self.expand_master(master, &overrides, out);
             }
             if out.len() > self.limits.max_occurrences {
                 out.truncate(self.limits.max_occurrences);
-                self.warn(self.cal.line, format!("more than {} busy occurrences; the rest were dropped", self.limits.max_occurrences));
+                self.warn(self.cal_line, format!("more than {} busy occurrences; the rest were dropped", self.limits.max_occurrences));
                 return;
             }
         }
