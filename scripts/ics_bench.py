@@ -5,8 +5,16 @@
 
 Reads FILE.ics (the bytes the Rust bench generated and imported), then times
 parse (icalendar.Calendar.from_ical) + expansion
-(recurring_ical_events.of(cal).between(FROM, TO)) and counts the
-occurrences; FROM and TO are RFC 3339 instants. Median of ROUNDS (default 3).
+(recurring_ical_events.of(cal).between(FROM, TO)) + counting the busy
+occurrences (those neither TRANSP:TRANSPARENT nor STATUS:CANCELLED, as the
+Rust importer counts); FROM and TO are RFC 3339 instants. Median of ROUNDS
+(default 3).
+
+recurring-ical-events places DATE and floating values in the tzinfo of the
+window it is given, so FROM and TO are expressed in PROVIDER_ZONE (an IANA
+name, default UTC) before `between()`: the same instants, with all-day and
+floating times read in the provider's zone as the Rust importer reads them.
+
 Prints one JSON line: {"seconds": …, "runs": [...], "occurrences": …,
 "icalendar": "…", "recurring_ical_events": "…"}.
 
@@ -22,6 +30,7 @@ import subprocess
 import sys
 import time
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV = os.path.join(ROOT, ".venv")
@@ -50,6 +59,13 @@ def ensure_venv():
     os.execv(VENV_PY, [VENV_PY, os.path.abspath(__file__), *sys.argv[1:]])
 
 
+def busy(event):
+    """Whether an occurrence blocks time: not TRANSP:TRANSPARENT, not STATUS:CANCELLED."""
+    transp = str(event.get("TRANSP", "")).strip().upper()
+    status = str(event.get("STATUS", "")).strip().upper()
+    return transp != "TRANSPARENT" and status != "CANCELLED"
+
+
 def main():
     if len(sys.argv) < 4:
         print(__doc__, file=sys.stderr)
@@ -63,8 +79,9 @@ def main():
 
     path, start, end = sys.argv[1], sys.argv[2], sys.argv[3]
     rounds = int(sys.argv[4]) if len(sys.argv) > 4 else 3
-    start = datetime.fromisoformat(start.replace("Z", "+00:00"))
-    end = datetime.fromisoformat(end.replace("Z", "+00:00"))
+    zone = ZoneInfo(sys.argv[5] if len(sys.argv) > 5 else "UTC")
+    start = datetime.fromisoformat(start.replace("Z", "+00:00")).astimezone(zone)
+    end = datetime.fromisoformat(end.replace("Z", "+00:00")).astimezone(zone)
     with open(path, "rb") as f:
         body = f.read()
 
@@ -73,7 +90,7 @@ def main():
         t0 = time.perf_counter()
         cal = icalendar.Calendar.from_ical(body)
         occurrences = recurring_ical_events.of(cal).between(start, end)
-        n = len(occurrences)
+        n = sum(1 for e in occurrences if busy(e))
         runs.append(time.perf_counter() - t0)
         count = n
         del cal, occurrences

@@ -252,7 +252,7 @@ fn python(path: &std::path::Path) -> Result<(f64, u64, String), String> {
     let out = Command::new(&py)
         .arg(&script)
         .arg(path)
-        .args([FROM, TO, rounds.as_str()])
+        .args([FROM, TO, rounds.as_str(), PROVIDER_ZONE])
         .stderr(std::process::Stdio::inherit())
         .output()
         .map_err(|e| format!("{py} {}: {e}", script.display()))?;
