@@ -12,28 +12,66 @@
 //! statements a loader runs.
 
 use std::future::Future;
+use std::pin::Pin;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::Transaction as PooledTransaction;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls, Row, Transaction};
+use tokio_postgres::{Client, NoTls, Row, Statement, Transaction};
 
 use crate::error::{ConfigProblem, StoreError};
 
+/// A boxed, sendable future. Boxing (one allocation a statement, nothing
+/// next to a round trip) gives every implementation the same opaque-free
+/// type, which keeps the compiler able to prove a spawned task `Send`.
+type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T, tokio_postgres::Error>> + Send + 'a>>;
+
 /// Runs statements: a client, a transaction or a pooled connection.
+///
+/// Every statement is prepared first ([`Executor::prepare`]). A pooled
+/// connection keeps what it prepared (deadpool's per-connection statement
+/// cache), so a statement it ran before costs one round trip and no parse or
+/// plan; a bare client prepares afresh each time (two round trips). To
+/// pipeline statements whose order matters (a lock, then reads that must see
+/// what the lock waited for), prepare them all first, then poll the
+/// `*_prepared` futures together: requests go out in the order the futures
+/// are first polled.
 pub trait Executor: Sync {
+    /// A prepared statement for `sql` (from the connection's cache if it
+    /// has one).
+    fn prepare<'a>(&'a self, sql: &'a str) -> impl Future<Output = Result<Statement, tokio_postgres::Error>> + Send + 'a;
+
+    /// Runs a prepared statement and returns its rows.
+    fn query_prepared<'a>(
+        &'a self,
+        statement: &'a Statement,
+        params: &'a [&'a (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send + 'a;
+
+    /// Runs a prepared statement and returns the number of rows it changed.
+    fn execute_prepared<'a>(
+        &'a self,
+        statement: &'a Statement,
+        params: &'a [&'a (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a;
+
     /// Runs a statement and returns its rows.
-    fn query(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> impl Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send;
+    fn query<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a [&'a (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send + 'a;
 
     /// Runs a statement and returns the number of rows it changed.
-    fn execute(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> impl Future<Output = Result<u64, tokio_postgres::Error>> + Send;
+    fn execute<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a [&'a (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a;
+
+    /// Runs statements with no parameters and no results in one round trip
+    /// (the simple query protocol: `BEGIN`, `COMMIT`, DDL).
+    fn batch_execute<'a>(&'a self, sql: &'a str) -> impl Future<Output = Result<(), tokio_postgres::Error>> + Send + 'a;
 }
 
 /// Opens a transaction: on a client a new one, inside a transaction a
@@ -41,62 +79,194 @@ pub trait Executor: Sync {
 /// to it).
 pub trait Begin: Executor + Send {
     /// Starts the (sub-)transaction.
-    fn begin(&mut self) -> impl Future<Output = Result<Transaction<'_>, tokio_postgres::Error>> + Send;
+    fn begin(&mut self) -> impl Future<Output = Result<Tx<'_>, tokio_postgres::Error>> + Send;
 }
 
-/// Every client and transaction type runs statements the same way: through
-/// the tokio-postgres client or transaction it is or derefs to.
+/// A transaction (or savepoint) opened by [`Begin::begin`]; one on a pooled
+/// connection keeps using that connection's statement cache.
+pub enum Tx<'a> {
+    /// On a bare client.
+    Plain(Transaction<'a>),
+    /// On a pooled connection.
+    Pooled(PooledTransaction<'a>),
+}
+
+impl Tx<'_> {
+    /// Commits it (releases a savepoint).
+    pub async fn commit(self) -> Result<(), tokio_postgres::Error> {
+        match self {
+            Tx::Plain(t) => t.commit().await,
+            Tx::Pooled(t) => t.commit().await,
+        }
+    }
+
+    /// Rolls it back (to the savepoint).
+    pub async fn rollback(self) -> Result<(), tokio_postgres::Error> {
+        match self {
+            Tx::Plain(t) => t.rollback().await,
+            Tx::Pooled(t) => t.rollback().await,
+        }
+    }
+}
+
+/// The statement-running half for a type that prepares with `$prepare`
+/// (`prepare`, or deadpool's cached `prepare_cached`) and runs through the
+/// tokio-postgres client or transaction `$inner` it is or derefs to.
 macro_rules! delegate_executor {
-    ($($ty:ty => $inner:ident),+ $(,)?) => {$(
+    ($($ty:ty => $inner:ident :: $prepare:ident),+ $(,)?) => {$(
         impl Executor for $ty {
-            fn query(
-                &self,
-                sql: &str,
-                params: &[&(dyn ToSql + Sync)],
-            ) -> impl Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send {
-                $inner::query(self, sql, params)
+            fn prepare<'a>(&'a self, sql: &'a str) -> impl Future<Output = Result<Statement, tokio_postgres::Error>> + Send + 'a {
+                let fut: Fut<'a, Statement> = Box::pin(self.$prepare(sql));
+                fut
             }
 
-            fn execute(
-                &self,
-                sql: &str,
-                params: &[&(dyn ToSql + Sync)],
-            ) -> impl Future<Output = Result<u64, tokio_postgres::Error>> + Send {
-                $inner::execute(self, sql, params)
+            fn query_prepared<'a>(
+                &'a self,
+                statement: &'a Statement,
+                params: &'a [&'a (dyn ToSql + Sync)],
+            ) -> impl Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send + 'a {
+                let fut: Fut<'a, Vec<Row>> = Box::pin($inner::query(self, statement, params));
+                fut
+            }
+
+            fn execute_prepared<'a>(
+                &'a self,
+                statement: &'a Statement,
+                params: &'a [&'a (dyn ToSql + Sync)],
+            ) -> impl Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a {
+                let fut: Fut<'a, u64> = Box::pin($inner::execute(self, statement, params));
+                fut
+            }
+
+            fn query<'a>(
+                &'a self,
+                sql: &'a str,
+                params: &'a [&'a (dyn ToSql + Sync)],
+            ) -> impl Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send + 'a {
+                let fut: Fut<'a, Vec<Row>> = Box::pin(async move {
+                    let statement = self.$prepare(sql).await?;
+                    $inner::query(self, &statement, params).await
+                });
+                fut
+            }
+
+            fn execute<'a>(
+                &'a self,
+                sql: &'a str,
+                params: &'a [&'a (dyn ToSql + Sync)],
+            ) -> impl Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a {
+                let fut: Fut<'a, u64> = Box::pin(async move {
+                    let statement = self.$prepare(sql).await?;
+                    $inner::execute(self, &statement, params).await
+                });
+                fut
+            }
+
+            fn batch_execute<'a>(&'a self, sql: &'a str) -> impl Future<Output = Result<(), tokio_postgres::Error>> + Send + 'a {
+                let fut: Fut<'a, ()> = Box::pin($inner::batch_execute(self, sql));
+                fut
             }
         }
     )+};
 }
 
 delegate_executor!(
-    Client => Client,
-    Transaction<'_> => Transaction,
-    deadpool_postgres::Client => Client,
-    deadpool_postgres::Transaction<'_> => Transaction,
+    Client => Client::prepare,
+    Transaction<'_> => Transaction::prepare,
+    deadpool_postgres::Client => Client::prepare_cached,
+    PooledTransaction<'_> => Transaction::prepare_cached,
 );
 
+/// A [`Tx`] runs statements through the transaction it holds.
+macro_rules! on_tx {
+    ($self:ident, $t:ident => $e:expr) => {
+        match $self {
+            Tx::Plain($t) => $e,
+            Tx::Pooled($t) => $e,
+        }
+    };
+}
+
+impl Executor for Tx<'_> {
+    fn prepare<'a>(&'a self, sql: &'a str) -> impl Future<Output = Result<Statement, tokio_postgres::Error>> + Send + 'a {
+        let fut: Fut<'a, Statement> = on_tx!(self, t => Box::pin(Executor::prepare(t, sql)));
+        fut
+    }
+
+    fn query_prepared<'a>(
+        &'a self,
+        statement: &'a Statement,
+        params: &'a [&'a (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send + 'a {
+        let fut: Fut<'a, Vec<Row>> = on_tx!(self, t => Box::pin(t.query_prepared(statement, params)));
+        fut
+    }
+
+    fn execute_prepared<'a>(
+        &'a self,
+        statement: &'a Statement,
+        params: &'a [&'a (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a {
+        let fut: Fut<'a, u64> = on_tx!(self, t => Box::pin(t.execute_prepared(statement, params)));
+        fut
+    }
+
+    fn query<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a [&'a (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send + 'a {
+        let fut: Fut<'a, Vec<Row>> = on_tx!(self, t => Box::pin(Executor::query(t, sql, params)));
+        fut
+    }
+
+    fn execute<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a [&'a (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a {
+        let fut: Fut<'a, u64> = on_tx!(self, t => Box::pin(Executor::execute(t, sql, params)));
+        fut
+    }
+
+    fn batch_execute<'a>(&'a self, sql: &'a str) -> impl Future<Output = Result<(), tokio_postgres::Error>> + Send + 'a {
+        let fut: Fut<'a, ()> = on_tx!(self, t => Box::pin(Executor::batch_execute(t, sql)));
+        fut
+    }
+}
+
 impl Begin for Client {
-    fn begin(&mut self) -> impl Future<Output = Result<Transaction<'_>, tokio_postgres::Error>> + Send {
-        Client::transaction(self)
+    fn begin(&mut self) -> impl Future<Output = Result<Tx<'_>, tokio_postgres::Error>> + Send {
+        async move { self.transaction().await.map(Tx::Plain) }
     }
 }
 
 impl Begin for Transaction<'_> {
-    fn begin(&mut self) -> impl Future<Output = Result<Transaction<'_>, tokio_postgres::Error>> + Send {
-        Transaction::transaction(self)
+    fn begin(&mut self) -> impl Future<Output = Result<Tx<'_>, tokio_postgres::Error>> + Send {
+        async move { self.transaction().await.map(Tx::Plain) }
     }
 }
 
 impl Begin for deadpool_postgres::Client {
-    fn begin(&mut self) -> impl Future<Output = Result<Transaction<'_>, tokio_postgres::Error>> + Send {
-        Client::transaction(self)
+    fn begin(&mut self) -> impl Future<Output = Result<Tx<'_>, tokio_postgres::Error>> + Send {
+        async move { self.transaction().await.map(Tx::Pooled) }
     }
 }
 
-impl<'a> Begin for deadpool_postgres::Transaction<'a> {
-    fn begin(&mut self) -> impl Future<Output = Result<Transaction<'_>, tokio_postgres::Error>> + Send {
-        let inner: &mut Transaction<'a> = self;
-        Transaction::transaction(inner)
+impl Begin for PooledTransaction<'_> {
+    fn begin(&mut self) -> impl Future<Output = Result<Tx<'_>, tokio_postgres::Error>> + Send {
+        async move { self.transaction().await.map(Tx::Pooled) }
+    }
+}
+
+impl Begin for Tx<'_> {
+    fn begin(&mut self) -> impl Future<Output = Result<Tx<'_>, tokio_postgres::Error>> + Send {
+        async move {
+            match self {
+                Tx::Plain(t) => t.transaction().await.map(Tx::Plain),
+                Tx::Pooled(t) => t.transaction().await.map(Tx::Pooled),
+            }
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use cal_core::availability::{BookingParams, Exception, ExceptionKind, WeekdayMas
 use cal_core::time::{Instant, Interval, LocalTime, Zone};
 use chrono::{Datelike, Duration, NaiveDate};
 
-use crate::db::Begin;
+use crate::db::{Begin, Executor};
 use crate::error::StoreError;
 use crate::outbox;
 use crate::rules::{add_vacation, put_rule, upsert_exception};

@@ -8,7 +8,7 @@
 //! a landed migration that was edited afterwards is an error, never
 //! silently skipped.
 
-use crate::db::Begin;
+use crate::db::{Begin, Executor};
 use crate::error::StoreError;
 
 /// One embedded migration file.
@@ -71,13 +71,14 @@ pub async fn migrate(db: &mut impl Begin) -> Result<MigrationReport, StoreError>
         tx.batch_execute(CREATE_TABLE).await?;
         // The checksum is computed by the server: one SHA-256 implementation,
         // and no hashing crate in the build.
-        let row = tx
-            .query_one(
+        let rows = tx
+            .query(
                 "select encode(sha256(convert_to($2::text, 'UTF8')), 'hex'),
                         (select checksum from public.cal_migrations where version = $1)",
                 &[&m.version, &m.sql],
             )
             .await?;
+        let row = &rows[0];
         let embedded: String = row.get(0);
         match row.get::<_, Option<String>>(1) {
             Some(recorded) if recorded == embedded => report.already_applied.push(m.version),

@@ -5,10 +5,14 @@
 //! server the URL's user may create databases on works. Compiled only with
 //! the `testing` feature (dev-dependencies turn it on).
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Config, NoTls, Row, Statement};
+
+use crate::db::Executor;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -128,5 +132,71 @@ impl Clock {
     /// Moves it forward.
     pub fn advance_minutes(&self, minutes: i64) {
         self.0.fetch_add(minutes * 60, Ordering::SeqCst);
+    }
+}
+
+/// Counts the statements run through it.
+pub struct Counting<'a, E> {
+    inner: &'a E,
+    statements: AtomicUsize,
+}
+
+impl<'a, E: Executor> Counting<'a, E> {
+    /// Wraps `inner`, counting from zero.
+    pub fn new(inner: &'a E) -> Self {
+        Counting { inner, statements: AtomicUsize::new(0) }
+    }
+
+    /// The count so far, reset to zero.
+    pub fn take(&self) -> usize {
+        self.statements.swap(0, Ordering::SeqCst)
+    }
+}
+
+/// Counts statements run (not prepared): a cached statement still runs.
+impl<E: Executor> Executor for Counting<'_, E> {
+    fn prepare<'a>(&'a self, sql: &'a str) -> impl Future<Output = Result<Statement, tokio_postgres::Error>> + Send + 'a {
+        self.inner.prepare(sql)
+    }
+
+    fn query_prepared<'a>(
+        &'a self,
+        statement: &'a Statement,
+        params: &'a [&'a (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send + 'a {
+        self.statements.fetch_add(1, Ordering::SeqCst);
+        self.inner.query_prepared(statement, params)
+    }
+
+    fn execute_prepared<'a>(
+        &'a self,
+        statement: &'a Statement,
+        params: &'a [&'a (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a {
+        self.statements.fetch_add(1, Ordering::SeqCst);
+        self.inner.execute_prepared(statement, params)
+    }
+
+    fn query<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a [&'a (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send + 'a {
+        self.statements.fetch_add(1, Ordering::SeqCst);
+        self.inner.query(sql, params)
+    }
+
+    fn execute<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a [&'a (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a {
+        self.statements.fetch_add(1, Ordering::SeqCst);
+        self.inner.execute(sql, params)
+    }
+
+    fn batch_execute<'a>(&'a self, sql: &'a str) -> impl Future<Output = Result<(), tokio_postgres::Error>> + Send + 'a {
+        self.statements.fetch_add(1, Ordering::SeqCst);
+        self.inner.batch_execute(sql)
     }
 }

@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cal_core::availability::{ExceptionKind, WeeklyRule};
 use cal_core::feasibility::{
@@ -16,47 +14,10 @@ use cal_core::feasibility::{
 };
 use cal_core::time::{Instant, Interval};
 use cal_store::demo::{DEMO_ROLE, DEMO_USER};
-use cal_store::{Executor, StoreError, load_calendar, put_rule, seed_demo, upsert_exception};
+use cal_store::{StoreError, load_calendar, put_rule, seed_demo, upsert_exception};
 use chrono::Duration;
+use cal_store::testing::Counting;
 use common::{TestDb, at, exception, insert_event, insert_external, insert_hold, iv, rule};
-use tokio_postgres::Row;
-use tokio_postgres::types::ToSql;
-
-/// Counts the statements run through it.
-struct Counting<'a, E> {
-    inner: &'a E,
-    statements: AtomicUsize,
-}
-
-impl<'a, E: Executor> Counting<'a, E> {
-    fn new(inner: &'a E) -> Self {
-        Counting { inner, statements: AtomicUsize::new(0) }
-    }
-
-    fn take(&self) -> usize {
-        self.statements.swap(0, Ordering::SeqCst)
-    }
-}
-
-impl<E: Executor> Executor for Counting<'_, E> {
-    fn query(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> impl Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send {
-        self.statements.fetch_add(1, Ordering::SeqCst);
-        self.inner.query(sql, params)
-    }
-
-    fn execute(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> impl Future<Output = Result<u64, tokio_postgres::Error>> + Send {
-        self.statements.fetch_add(1, Ordering::SeqCst);
-        self.inner.execute(sql, params)
-    }
-}
 
 const P1: &str = "p1";
 const P2: &str = "p2";

@@ -3,39 +3,9 @@
 
 mod common;
 
-use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use cal_store::{Executor, StoreError, create_feed, feed_for_token, outbox, revoke_feed, rotate_feed};
+use cal_store::{StoreError, create_feed, feed_for_token, outbox, revoke_feed, rotate_feed};
+use cal_store::testing::Counting;
 use common::{TestDb, at};
-use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Row};
-
-/// Counts the statements run through it.
-struct Counting<'a> {
-    inner: &'a Client,
-    statements: AtomicUsize,
-}
-
-impl Executor for Counting<'_> {
-    fn query(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> impl Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send {
-        self.statements.fetch_add(1, Ordering::Relaxed);
-        Executor::query(self.inner, sql, params)
-    }
-
-    fn execute(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> impl Future<Output = Result<u64, tokio_postgres::Error>> + Send {
-        self.statements.fetch_add(1, Ordering::Relaxed);
-        Executor::execute(self.inner, sql, params)
-    }
-}
 
 async fn event_types(db: &TestDb, user: &str) -> Vec<String> {
     db.client
@@ -149,7 +119,7 @@ async fn revoking_stops_the_feed_and_is_idempotent() {
 async fn malformed_and_unknown_tokens_find_nothing() {
     let mut db = TestDb::new().await;
     let t = create_feed(&mut db.client, "u1", at("2026-03-02T09:00:00Z")).await.unwrap();
-    let counting = Counting { inner: &db.client, statements: AtomicUsize::new(0) };
+    let counting = Counting::new(&db.client);
     let malformed = [
         String::new(),
         "abc".into(),
@@ -164,14 +134,14 @@ async fn malformed_and_unknown_tokens_find_nothing() {
     for m in &malformed {
         assert_eq!(feed_for_token(&counting, m).await.unwrap(), None, "{m:?}");
     }
-    assert_eq!(counting.statements.load(Ordering::Relaxed), 0, "refused without a query");
+    assert_eq!(counting.take(), 0, "refused without a query");
 
     // Well-formed but unknown: one query, nothing found.
     let mut unknown = t.token.clone().into_bytes();
     unknown[0] = if unknown[0] == b'0' { b'1' } else { b'0' };
     let unknown = String::from_utf8(unknown).unwrap();
     assert_eq!(feed_for_token(&counting, &unknown).await.unwrap(), None);
-    assert_eq!(counting.statements.load(Ordering::Relaxed), 1);
+    assert_eq!(counting.take(), 1);
     assert!(feed_for_token(&counting, &t.token).await.unwrap().is_some());
 }
 
