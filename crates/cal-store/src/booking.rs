@@ -18,8 +18,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
 
-use crate::calendar::load_calendar;
+use crate::calendar::{CalendarParams, CalendarStatements, load_calendar};
 use crate::db::{Begin, Executor};
 use crate::error::StoreError;
 use crate::outbox;
@@ -186,39 +187,6 @@ async fn lock_provider(db: &impl Executor, user_id: &str) -> Result<(), StoreErr
     Ok(())
 }
 
-/// Takes the provider's lock if it is free, without waiting.
-async fn try_lock_provider(db: &impl Executor, user_id: &str) -> Result<bool, StoreError> {
-    let rows = db.query("select pg_try_advisory_xact_lock(hashtextextended('cal.provider:' || $1, 0))", &[&user_id]).await?;
-    Ok(rows[0].get(0))
-}
-
-/// Waits until the holder of the provider's lock has finished: a shared lock
-/// conflicts only with the exclusive one, so all waiters wake together.
-async fn wait_for_provider(db: &impl Executor, user_id: &str) -> Result<(), StoreError> {
-    db.execute("select pg_advisory_xact_lock_shared(hashtextextended('cal.provider:' || $1, 0))", &[&user_id]).await?;
-    Ok(())
-}
-
-/// Marks `user_id`'s active holds whose time ran out as `expired` and writes
-/// `cal.hold.expired` for each. Under the provider's lock, so the exclusion
-/// constraint (which cannot read the clock) sees only holds that still block.
-async fn expire_due(db: &impl Executor, user_id: &str, now: Instant) -> Result<usize, StoreError> {
-    let rows = db
-        .query(
-            &format!(
-                "update cal.hold set status = 'expired', updated_at = $2
-                 where user_id = $1 and status = 'active' and expires_at <= $2
-                 returning {HOLD_RECORD}"
-            ),
-            &[&user_id, &now.to_chrono()],
-        )
-        .await?;
-    for row in &rows {
-        outbox::enqueue(db, HOLD_EXPIRED, user_id, &HoldRecord::from_row(row)?.payload()).await?;
-    }
-    Ok(rows.len())
-}
-
 async fn hold_by_id(db: &impl Executor, hold_id: &str, for_update: bool) -> Result<HoldRecord, StoreError> {
     let lock = if for_update { " for update" } else { "" };
     let rows = db.query(&format!("select {HOLD_RECORD} from cal.hold where hold_id = $1{lock}"), &[&hold_id]).await?;
@@ -252,152 +220,348 @@ pub async fn get_event(db: &impl Executor, event_id: &str) -> Result<EventRecord
 /// * Same key, same request: the same hold, whatever its state now (an
 ///   expired or released hold is returned as such, never revived).
 /// * Same key, another request: `IDEMPOTENCY_MISMATCH`.
-/// * Otherwise, under the provider's lock: expired holds are marked, then the
-///   request is re-checked against rules and busy time (`cal_core::holds::check_hold`);
-///   a loser gets `CONFLICT` with up to three nearby slots.
+/// * Otherwise the request is checked against rules and busy time
+///   (`cal_core::holds::check_hold`) and written only if nothing it was
+///   checked against changed; a loser gets `CONFLICT` with up to three
+///   nearby slots.
 ///
-/// The lock is held as briefly as the rules allow, because every request for
-/// one provider waits on it. A retry is answered before it is taken, and so
-/// is a request whose time is already booked (one statement). A request that
-/// finds the lock taken waits for it with a *shared* lock: when the holder
-/// commits, every waiter wakes at once and checks in parallel whether its
-/// time was just booked, instead of being woken one after another. Only a
-/// request that holds the exclusive lock writes, after the full re-check.
+/// Round trips are what a hold costs, so there are two:
+///
+/// 1. One pipelined read: the provider's version, its expired-but-unmarked
+///    holds, the calendar (five statements) and the key. The request is
+///    checked against it.
+/// 2. One statement, its own transaction: the provider's lock (the same
+///    advisory lock every other writer of the provider takes first), then
+///    the re-check, then the insert. The re-check compares the provider's
+///    version, read afresh under the lock, with the one read in (1): every
+///    change to what feasibility reads (rules, exceptions, imported busy
+///    time, holds, events) bumps it in its own transaction, so an unchanged
+///    version means the check of (1) still holds. Only then it marks the
+///    expired holds, inserts the hold, writes the outbox rows and bumps the
+///    version. The exclusion constraints stay the backstop.
+///
+/// The write only tries the lock: a request that finds it taken waits for
+/// the holder with a *shared* lock, so when the holder commits all waiters
+/// wake at once instead of one after another; like one that finds the
+/// version moved, it then re-reads only the bookings and the key: its time
+/// now booked, it lost and answers with alternatives; otherwise it starts
+/// over from (1) (queueing for the lock after many tries).
 pub async fn create_hold(db: &mut impl Begin, req: &HoldRequest, now: Instant) -> Result<HoldRecord, StoreError> {
-    let check = |calendar: &cal_core::ProviderCalendar| holds::check_hold(req, calendar, now);
-    let (from, to, minutes) = (req.interval.start(), req.interval.end(), Some(req.minutes()));
-    if let Some(hold) = existing_for_key(&*db, req).await? {
-        return Ok(hold);
+    let db = &*db;
+    let params = CalendarParams::new(&req.user_id, &req.role_code, req.interval.start(), req.interval.end(), Some(req.minutes()))?;
+    for attempt in 0..MAX_ATTEMPTS {
+        let look = read_for_hold(db, req, &params, now).await?;
+        if let Some(hold) = look.existing {
+            return Ok(hold);
+        }
+        let Some(version) = look.version else {
+            // A provider nothing was ever written for has no version row to
+            // lock yet: create it (version 0, unchanged meaning), look again.
+            db.execute(ENSURE_VERSION_SQL, &[&req.user_id]).await?;
+            continue;
+        };
+        if let Some(event_id) = &req.event_id {
+            let event = event_by_id(db, event_id, false).await?;
+            if event.user_id != req.user_id {
+                return Err(not_found("event", event_id));
+            }
+            if event.status != EventStatus::Confirmed {
+                return Err(BookingError::Validation { field: "event_id", reason: format!("event {event_id} is cancelled") }.into());
+            }
+        }
+        holds::check_hold(req, &look.calendar, now)?;
+        let queue = attempt >= MAX_OPTIMISTIC_WAITS;
+        let busy = match write_hold(db, req, now, version, &look.due, queue).await? {
+            Written::Hold(hold) => {
+                tracing::info!(hold_id = %hold.hold_id, user_id = %hold.user_id, expired = look.due.len(), "hold created");
+                return Ok(*hold);
+            }
+            Written::Busy => true,
+            Written::Moved => false,
+        };
+        // Someone changed the provider meanwhile: lost, unless the change
+        // was elsewhere. Wait for a writer still at work with a shared lock
+        // (every waiter wakes at once when it commits), then re-read the
+        // bookings and, after them, the key: a hold of this very request
+        // that the bookings show is then surely found by its key.
+        let mut calendar = look.calendar;
+        let sql = lookup_sql();
+        let (wait, key, statements) =
+            tokio::try_join!(store(db.prepare(WAIT_SQL)), store(db.prepare(&sql.key)), CalendarStatements::prepare(db))?;
+        let (user, user_key) = (user_params(req), key_params(req));
+        let waited = async {
+            if busy {
+                db.query_prepared(&wait, &user).await?;
+            }
+            Ok::<_, StoreError>(())
+        };
+        let ((), (), key_rows) = tokio::try_join!(
+            biased;
+            waited,
+            statements.reload_bookings(db, &params, &mut calendar),
+            store(db.query_prepared(&key, &user_key)),
+        )?;
+        if let Some(hold) = same_request(req, &key_rows)? {
+            return Ok(hold);
+        }
+        holds::check_hold(req, &calendar, now)?;
     }
-    if booked_meanwhile(&*db, req, now).await? {
-        return lost(db, req, now).await;
-    }
+    // Only a provider changing without pause for every attempt gets here.
+    Err(BookingError::Conflict { alternatives: Vec::new() }.into())
+}
 
-    let mut attempts = 0;
-    let tx = loop {
-        let tx = db.begin().await?;
-        attempts += 1;
-        if attempts > MAX_OPTIMISTIC_WAITS {
-            lock_provider(&tx, &req.user_id).await?;
-            break tx;
-        }
-        if try_lock_provider(&tx, &req.user_id).await? {
-            break tx;
-        }
-        wait_for_provider(&tx, &req.user_id).await?;
-        if existing_for_key(&tx, req).await?.is_some() || booked_meanwhile(&tx, req, now).await? {
-            tx.rollback().await?;
-            return lost(db, req, now).await;
-        }
-        // The holder booked something else: try again in a new transaction
-        // (a transaction-level shared lock is only released at its end).
-        tx.rollback().await?;
+/// How often `create_hold` starts over because the provider changed
+/// between its read and its write.
+const MAX_ATTEMPTS: usize = 32;
+
+/// How many attempts try the provider's lock without waiting (then wait
+/// with the others on a shared lock); later ones queue for it.
+const MAX_OPTIMISTIC_WAITS: usize = 16;
+
+/// Waits until the holder of the provider's lock has finished: a shared lock
+/// conflicts only with the exclusive one, so all waiters wake together. In
+/// autocommit it is released as soon as it is granted.
+const WAIT_SQL: &str = "select pg_advisory_xact_lock_shared(hashtextextended('cal.provider:' || $1, 0))";
+
+/// Creates the version row of a provider that has none (version 0 means
+/// "nothing written", with or without the row).
+const ENSURE_VERSION_SQL: &str =
+    "insert into cal.provider_version (user_id, version) values ($1, 0) on conflict (user_id) do nothing";
+
+/// The statements of `create_hold`, built once per process.
+struct LookupSql {
+    /// `$1`'s version (no row: never written).
+    version: &'static str,
+    /// The hold of `($1 user_id, $2 idempotency_key)`.
+    key: String,
+    /// `$1`'s active holds whose time ran out at `$2`.
+    due: String,
+    /// The write, trying the provider's lock; see [`write_hold`].
+    write_try: String,
+    /// The write, queueing for the provider's lock.
+    write_queue: String,
+}
+
+/// The write of [`write_hold`], taking the provider's lock with `lock` (a
+/// query answering `got`). Each step reads the one before it, which makes
+/// the order certain: the provider's lock (the advisory lock every booking
+/// writer of a provider takes first), its version row (locked, and read
+/// afresh after any wait), the expired holds marked, the hold inserted, the
+/// outbox rows (the expired holds' first), the version bumped.
+fn write_sql(lock: &str) -> String {
+    format!(
+        "with advisory as (
+             {lock}
+         ), locked as (
+             select version from cal.provider_version where user_id = $1 and (select got from advisory)
+             for update
+         ), proceed as (
+             select true as ok from locked where version = $13
+         ), marked as (
+             update cal.hold set status = 'expired', updated_at = $12
+             where hold_id = any($14::text[]) and user_id = $1 and status = 'active' and expires_at <= $12
+               and exists (select 1 from proceed)
+             returning hold_id
+         ), h as (
+             insert into cal.hold (hold_id, user_id, role_code, customer_id, start_at, end_at, kind, mode,
+                                   status, expires_at, event_id, idempotency_key, request_fingerprint,
+                                   created_at, updated_at)
+             select 'hld_' || replace(gen_random_uuid()::text, '-', ''), $1, $2, $3, $4, $5, $6, $7,
+                    'active', $8, $9, $10, $11, $12, $12
+             from proceed where (select count(*) from marked) >= 0
+             returning {HOLD_RECORD}
+         ), expired_events as (
+             insert into cal.outbox (event_type, user_id, payload)
+             select '{HOLD_EXPIRED}', $1, p.payload
+             from unnest($14::text[], $15::jsonb[]) with ordinality as p(hold_id, payload, n)
+             join marked using (hold_id)
+             where exists (select 1 from h)
+             order by p.n
+             returning outbox_id
+         ), created_event as (
+             insert into cal.outbox (event_type, user_id, payload)
+             select '{HOLD_CREATED}', $1, jsonb_set($16::jsonb, '{{hold_id}}', to_jsonb(h.hold_id))
+             from h where (select count(*) from expired_events) >= 0
+             returning outbox_id
+         ), bumped as (
+             update cal.provider_version set version = version + 1, updated_at = now()
+             where user_id = $1 and exists (select 1 from created_event)
+             returning version
+         )
+         select (select got from advisory) as got, (select version from bumped) as new_version, h.*
+         from (select 1) as one left join h on true"
+    )
+}
+
+fn lookup_sql() -> &'static LookupSql {
+    static SQL: std::sync::OnceLock<LookupSql> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| LookupSql {
+        version: "select version from cal.provider_version where user_id = $1",
+        key: format!("select {HOLD_RECORD} from cal.hold where user_id = $1 and idempotency_key = $2"),
+        due: format!(
+            "select {HOLD_RECORD} from cal.hold where user_id = $1 and status = 'active' and expires_at <= $2
+             order by expires_at, hold_id"
+        ),
+        // Each step reads the one before it, which makes the order certain:
+        // the provider's lock (the advisory lock every writer of a provider
+        // takes first, then its version row, which the version is read
+        // from afresh after the wait), the expired holds marked, the hold
+        // inserted, the outbox rows (the expired holds' first), the version
+        // bumped.
+        write_try: write_sql("select pg_try_advisory_xact_lock(hashtextextended('cal.provider:' || $1, 0)) as got"),
+        write_queue: write_sql("select true as got from pg_advisory_xact_lock(hashtextextended('cal.provider:' || $1, 0))"),
+    })
+}
+
+/// What `create_hold` read in its first round trip.
+struct HoldLook {
+    /// The provider's version (`None`: no version row yet).
+    version: Option<i64>,
+    /// The hold of an earlier request with the same key.
+    existing: Option<HoldRecord>,
+    /// The provider's holds whose time ran out, not yet marked.
+    due: Vec<HoldRecord>,
+    calendar: cal_core::ProviderCalendar,
+}
+
+/// The first round trip: version, due holds, calendar and key, in that order.
+/// The version first: if anything changes while the rest is read, the
+/// version moves and the write refuses. The key last: a concurrent retry of
+/// this same request whose hold the calendar shows is then found by its key,
+/// not mistaken for a rival booking.
+async fn read_for_hold(
+    db: &impl Executor,
+    req: &HoldRequest,
+    params: &CalendarParams<'_>,
+    now: Instant,
+) -> Result<HoldLook, StoreError> {
+    let sql = lookup_sql();
+    // Prepared first (from the connection's cache when pooled), so that the
+    // statements below go out in this order, in one flush.
+    let (version, key, due, statements) = tokio::try_join!(
+        store(db.prepare(sql.version)),
+        store(db.prepare(&sql.key)),
+        store(db.prepare(&sql.due)),
+        CalendarStatements::prepare(db),
+    )?;
+    let now_at = now.to_chrono();
+    let (user, user_key) = (user_params(req), key_params(req));
+    let user_now: [&(dyn ToSql + Sync); 2] = [&req.user_id, &now_at];
+    let (version_rows, due_rows, calendar, key_rows) = tokio::try_join!(
+        biased;
+        store(db.query_prepared(&version, &user)),
+        store(db.query_prepared(&due, &user_now)),
+        statements.load(db, params),
+        store(db.query_prepared(&key, &user_key)),
+    )?;
+    Ok(HoldLook {
+        version: version_rows.first().map(|r| r.get(0)),
+        existing: same_request(req, &key_rows)?,
+        due: due_rows.iter().map(HoldRecord::from_row).collect::<Result<_, _>>()?,
+        calendar,
+    })
+}
+
+/// `$1 user_id`.
+fn user_params(req: &HoldRequest) -> [&(dyn ToSql + Sync); 1] {
+    [&req.user_id]
+}
+
+/// `$1 user_id, $2 idempotency_key`.
+fn key_params(req: &HoldRequest) -> [&(dyn ToSql + Sync); 2] {
+    [&req.user_id, &req.idempotency_key]
+}
+
+/// The write of a checked request, one statement: under the provider's lock
+/// (tried, or queued for when `queue`), if its version is still `version`,
+/// marks the `due` holds expired (with their outbox rows), inserts the hold
+/// with its outbox row and bumps the version.
+async fn write_hold(
+    db: &impl Executor,
+    req: &HoldRequest,
+    now: Instant,
+    version: i64,
+    due: &[HoldRecord],
+    queue: bool,
+) -> Result<Written, StoreError> {
+    let created = HoldRecord {
+        hold_id: String::new(), // filled in by the database
+        user_id: req.user_id.clone(),
+        role_code: req.role_code.clone(),
+        customer_id: req.customer_id.clone(),
+        start: req.interval.start(),
+        end: req.interval.end(),
+        kind: req.kind,
+        mode: req.mode,
+        status: HoldStatus::Active,
+        expires_at: req.expires_at(now),
+        event_id: req.event_id.clone(),
+        converted_event_id: None,
+        idempotency_key: req.idempotency_key.clone(),
+        request_fingerprint: req.fingerprint(),
+        created_at: now,
     };
-    if let Some(hold) = existing_for_key(&tx, req).await? {
-        return Ok(hold);
+    let (start_at, end_at, expires_at, now_at) =
+        (created.start.to_chrono(), created.end.to_chrono(), created.expires_at.to_chrono(), now.to_chrono());
+    let due_ids: Vec<&str> = due.iter().map(|h| h.hold_id.as_str()).collect();
+    let due_payloads: Vec<serde_json::Value> =
+        due.iter().map(|h| HoldRecord { status: HoldStatus::Expired, ..h.clone() }.payload()).collect();
+    let payload = created.payload();
+    let params: [&(dyn ToSql + Sync); 16] = [
+        &req.user_id,
+        &req.role_code,
+        &req.customer_id,
+        &start_at,
+        &end_at,
+        &req.kind.as_str(),
+        &req.mode.as_str(),
+        &expires_at,
+        &req.event_id,
+        &req.idempotency_key,
+        &created.request_fingerprint,
+        &now_at,
+        &version,
+        &due_ids,
+        &due_payloads,
+        &payload,
+    ];
+    let sql = lookup_sql();
+    let write = if queue { &sql.write_queue } else { &sql.write_try };
+    let rows = db.query(write, &params).await.map_err(|e| conflict_on_overlap(e.into()))?;
+    let row = &rows[0];
+    if !row.try_get::<_, bool>("got")? {
+        return Ok(Written::Busy);
     }
-    let expired = expire_due(&tx, &req.user_id, now).await?;
-    if booked_meanwhile(&tx, req, now).await? {
-        tx.rollback().await?;
-        return lost(db, req, now).await;
+    if row.try_get::<_, Option<i64>>("new_version")?.is_none() {
+        return Ok(Written::Moved);
     }
-    if let Some(event_id) = &req.event_id {
-        let event = event_by_id(&tx, event_id, false).await?;
-        if event.user_id != req.user_id {
-            return Err(not_found("event", event_id));
-        }
-        if event.status != EventStatus::Confirmed {
-            return Err(BookingError::Validation { field: "event_id", reason: format!("event {event_id} is cancelled") }.into());
-        }
-    }
-    check(&load_calendar(&tx, &req.user_id, &req.role_code, from, to, minutes).await?)?;
-
-    let rows = tx
-        .query(
-            &format!(
-                "insert into cal.hold (hold_id, user_id, role_code, customer_id, start_at, end_at, kind, mode,
-                                       status, expires_at, event_id, idempotency_key, request_fingerprint,
-                                       created_at, updated_at)
-                 values ('hld_' || replace(gen_random_uuid()::text, '-', ''), $1, $2, $3, $4, $5, $6, $7,
-                         'active', $8, $9, $10, $11, $12, $12)
-                 returning {HOLD_RECORD}"
-            ),
-            &[
-                &req.user_id,
-                &req.role_code,
-                &req.customer_id,
-                &from.to_chrono(),
-                &to.to_chrono(),
-                &req.kind.as_str(),
-                &req.mode.as_str(),
-                &req.expires_at(now).to_chrono(),
-                &req.event_id,
-                &req.idempotency_key,
-                &req.fingerprint(),
-                &now.to_chrono(),
-            ],
-        )
-        .await
-        .map_err(|e| conflict_on_overlap(e.into()))?;
-    let hold = HoldRecord::from_row(&rows[0])?;
-    outbox::bump_version(&tx, &req.user_id).await?;
-    outbox::enqueue(&tx, HOLD_CREATED, &req.user_id, &hold.payload()).await?;
-    tx.commit().await?;
-    tracing::info!(hold_id = %hold.hold_id, user_id = %hold.user_id, expired, "hold created");
-    Ok(hold)
+    HoldRecord::from_row(row).map(|h| Written::Hold(Box::new(h)))
 }
 
-/// How often a request waits for a busy provider optimistically (shared
-/// lock, then a look) before it queues for the exclusive lock.
-const MAX_OPTIMISTIC_WAITS: usize = 20;
-
-/// The answer to a request whose time was booked by someone else: the hold
-/// of an earlier request with the same key if that is what happened,
-/// otherwise `CONFLICT` with alternatives (computed with no lock held).
-async fn lost(db: &mut impl Begin, req: &HoldRequest, now: Instant) -> Result<HoldRecord, StoreError> {
-    if let Some(hold) = existing_for_key(&*db, req).await? {
-        return Ok(hold);
-    }
-    let calendar = load_calendar(&*db, &req.user_id, &req.role_code, req.interval.start(), req.interval.end(), Some(req.minutes())).await?;
-    match holds::check_hold(req, &calendar, now) {
-        // Free again already (the winner released it): still a lost race.
-        Ok(()) => Err(BookingError::Conflict { alternatives: holds::alternatives(req, &calendar, now) }.into()),
-        Err(e) => Err(e.into()),
-    }
+/// What [`write_hold`] did.
+enum Written {
+    /// Wrote the hold.
+    Hold(Box<HoldRecord>),
+    /// Another writer of the provider holds its lock: nothing written.
+    Busy,
+    /// The provider's version moved since the read: nothing written.
+    Moved,
 }
 
-/// The hold an earlier request with this key created, or
-/// `IDEMPOTENCY_MISMATCH` if that request was a different one.
-async fn existing_for_key(db: &impl Executor, req: &HoldRequest) -> Result<Option<HoldRecord>, StoreError> {
-    let Some(hold) = hold_for_key(db, &req.user_id, &req.idempotency_key).await? else { return Ok(None) };
+/// A database future with the store's error.
+async fn store<T>(f: impl Future<Output = Result<T, tokio_postgres::Error>>) -> Result<T, StoreError> {
+    Ok(f.await?)
+}
+
+/// The hold an earlier request with this key created (from the rows of
+/// [`LookupSql::key`]), or `IDEMPOTENCY_MISMATCH` if that request was a
+/// different one.
+fn same_request(req: &HoldRequest, rows: &[Row]) -> Result<Option<HoldRecord>, StoreError> {
+    let Some(hold) = rows.first().map(HoldRecord::from_row).transpose()? else { return Ok(None) };
     if hold.request_fingerprint != req.fingerprint() {
         return Err(BookingError::IdempotencyMismatch { key: req.idempotency_key.clone() }.into());
     }
     Ok(Some(hold))
-}
-
-/// Whether an active unexpired hold or a confirmed event (other than the
-/// event a reschedule moves) now overlaps the request: the part of the
-/// re-check that a concurrent booking can change, in one statement.
-async fn booked_meanwhile(db: &impl Executor, req: &HoldRequest, now: Instant) -> Result<bool, StoreError> {
-    let rows = db
-        .query(
-            "select exists(select 1 from cal.hold
-                           where user_id = $1 and status = 'active' and expires_at > $4
-                             and tstzrange(start_at, end_at, '[)') && tstzrange($2, $3, '[)'))
-                 or exists(select 1 from cal.event
-                           where user_id = $1 and status = 'confirmed' and event_id is distinct from $5
-                             and tstzrange(start_at, end_at, '[)') && tstzrange($2, $3, '[)'))",
-            &[
-                &req.user_id,
-                &req.interval.start().to_chrono(),
-                &req.interval.end().to_chrono(),
-                &now.to_chrono(),
-                &req.event_id,
-            ],
-        )
-        .await?;
-    Ok(rows[0].get(0))
 }
 
 /// The exclusion constraints are the last word: if they fire, someone else

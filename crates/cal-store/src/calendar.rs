@@ -10,6 +10,9 @@ use cal_core::feasibility::{Combine, CommonAnswer, Participant, ProviderCalendar
 use cal_core::time::Instant;
 use cal_core::{FeasibilityError, bookable_slots};
 
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Row, Statement};
+
 use crate::db::Executor;
 use crate::error::{StoreError, ValidationProblem};
 use crate::rows::{self, EVENT_COLUMNS, EXCEPTION_COLUMNS, EXTERNAL_COLUMNS, HOLD_COLUMNS, RULE_COLUMNS};
@@ -34,6 +37,164 @@ macro_rules! bounds_cte {
     };
 }
 
+/// The five statements of a calendar load, built once per process.
+struct CalendarSql {
+    rules: String,
+    exceptions: String,
+    events: String,
+    holds: String,
+    external: String,
+}
+
+fn calendar_sql() -> &'static CalendarSql {
+    static SQL: std::sync::OnceLock<CalendarSql> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| CalendarSql {
+        rules: format!("select {RULE_COLUMNS} from cal.weekly_rule where user_id = $1 and role_code = $2 order by rule_id"),
+        exceptions: format!(
+            concat!(
+                bounds_cte!(),
+                "select {} from cal.exception, bounds
+                 where user_id = $1::text
+                   and date_local between (lo at time zone 'UTC')::date and (hi at time zone 'UTC')::date
+                 order by date_local, exc_id"
+            ),
+            EXCEPTION_COLUMNS
+        ),
+        // The overlap tests use the same expression as the exclusion
+        // constraints, so the planner can answer them from those GiST indexes.
+        events: format!(
+            concat!(
+                bounds_cte!(),
+                "select {} from cal.event, bounds
+                 where user_id = $1::text and status = 'confirmed'
+                   and tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)')
+                 order by start_at, event_id"
+            ),
+            EVENT_COLUMNS
+        ),
+        holds: format!(
+            concat!(
+                bounds_cte!(),
+                "select {} from cal.hold, bounds
+                 where user_id = $1::text and status = 'active'
+                   and tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)')
+                 order by start_at, hold_id"
+            ),
+            HOLD_COLUMNS
+        ),
+        external: format!(
+            concat!(
+                bounds_cte!(),
+                "select {} from cal.external_event, bounds
+                 where user_id = $1::text
+                   and tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)')
+                 order by start_at, end_at"
+            ),
+            EXTERNAL_COLUMNS
+        ),
+    })
+}
+
+/// The parameters of a calendar load: `$1 user_id, $2 role_code, $3 from,
+/// $4 to, $5 duration_min (0: none)`.
+pub(crate) struct CalendarParams<'a> {
+    user_id: &'a str,
+    role_code: &'a str,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+    duration: i32,
+}
+
+impl<'a> CalendarParams<'a> {
+    pub(crate) fn new(
+        user_id: &'a str,
+        role_code: &'a str,
+        from: Instant,
+        to: Instant,
+        duration_min: Option<u32>,
+    ) -> Result<Self, StoreError> {
+        if to < from {
+            return Err(StoreError::validation("to", FeasibilityError::ToBeforeFrom { from, to }));
+        }
+        let duration = duration_min.map_or(0, |d| i32::try_from(d).unwrap_or(i32::MAX));
+        Ok(CalendarParams { user_id, role_code, from: from.to_chrono(), to: to.to_chrono(), duration })
+    }
+
+    fn all(&self) -> [&(dyn ToSql + Sync); 5] {
+        [&self.user_id, &self.role_code, &self.from, &self.to, &self.duration]
+    }
+}
+
+/// The five statements of a calendar load, prepared on one connection, so
+/// that a caller can run them in a pipeline after statements of its own
+/// (a lock first, then the reads it guards).
+pub(crate) struct CalendarStatements {
+    rules: Statement,
+    exceptions: Statement,
+    events: Statement,
+    holds: Statement,
+    external: Statement,
+}
+
+impl CalendarStatements {
+    /// Prepares (or takes from the connection's cache) the five statements.
+    pub(crate) async fn prepare(db: &impl Executor) -> Result<Self, StoreError> {
+        let sql = calendar_sql();
+        let (rules, exceptions, events, holds, external) = tokio::try_join!(
+            db.prepare(&sql.rules),
+            db.prepare(&sql.exceptions),
+            db.prepare(&sql.events),
+            db.prepare(&sql.holds),
+            db.prepare(&sql.external),
+        )?;
+        Ok(CalendarStatements { rules, exceptions, events, holds, external })
+    }
+
+    /// Runs the five, pipelined in this order, and reads the calendar.
+    pub(crate) async fn load(&self, db: &impl Executor, p: &CalendarParams<'_>) -> Result<ProviderCalendar, StoreError> {
+        let all = p.all();
+        let (rules, exceptions, events, holds, external) = tokio::try_join!(
+            biased;
+            db.query_prepared(&self.rules, &all[..2]),
+            db.query_prepared(&self.exceptions, &all),
+            db.query_prepared(&self.events, &all),
+            db.query_prepared(&self.holds, &all),
+            db.query_prepared(&self.external, &all),
+        )?;
+        Ok(ProviderCalendar {
+            weekly_rules: rules.iter().map(rows::rule).collect::<Result<_, _>>()?,
+            exceptions: exceptions.iter().map(|r| rows::exception(r).map(|s| s.exception)).collect::<Result<_, _>>()?,
+            events: read_events(&events)?,
+            holds: read_holds(&holds)?,
+            external_busy: external.iter().map(rows::external_busy).collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// Re-reads only the bookings (events and holds) of a loaded calendar:
+    /// what a concurrent booking can have changed.
+    pub(crate) async fn reload_bookings(
+        &self,
+        db: &impl Executor,
+        p: &CalendarParams<'_>,
+        calendar: &mut ProviderCalendar,
+    ) -> Result<(), StoreError> {
+        let all = p.all();
+        let (events, holds) =
+            tokio::try_join!(biased; db.query_prepared(&self.events, &all), db.query_prepared(&self.holds, &all))?;
+        calendar.events = read_events(&events)?;
+        calendar.holds = read_holds(&holds)?;
+        Ok(())
+    }
+}
+
+fn read_events(rows: &[Row]) -> Result<Vec<cal_core::feasibility::EventBusy>, StoreError> {
+    rows.iter().map(rows::event).collect()
+}
+
+fn read_holds(rows: &[Row]) -> Result<Vec<cal_core::feasibility::HoldBusy>, StoreError> {
+    rows.iter().map(rows::hold).collect()
+}
+
 /// Loads what a slot query for `user_id`/`role_code` over `[from, to)` needs:
 ///
 /// * every weekly rule of that user and role, active or not (each is
@@ -45,7 +206,8 @@ macro_rules! bounds_cte {
 /// * the busy intervals of the user's external calendars overlapping it.
 ///
 /// `duration_min` is the requested slot length, if any (it widens the range
-/// at the end). Always five statements.
+/// at the end). Always five statements, pipelined: one round trip on a
+/// pooled connection that ran them before.
 pub async fn load_calendar(
     db: &impl Executor,
     user_id: &str,
@@ -54,72 +216,8 @@ pub async fn load_calendar(
     to: Instant,
     duration_min: Option<u32>,
 ) -> Result<ProviderCalendar, StoreError> {
-    if to < from {
-        return Err(StoreError::validation("to", FeasibilityError::ToBeforeFrom { from, to }));
-    }
-    let (from_at, to_at) = (from.to_chrono(), to.to_chrono());
-    let duration = duration_min.map_or(0, |d| i32::try_from(d).unwrap_or(i32::MAX));
-    let padded: [&(dyn tokio_postgres::types::ToSql + Sync); 5] = [&user_id, &role_code, &from_at, &to_at, &duration];
-
-    let rules_sql =
-        format!("select {RULE_COLUMNS} from cal.weekly_rule where user_id = $1 and role_code = $2 order by rule_id");
-    let exceptions_sql = format!(
-        concat!(
-            bounds_cte!(),
-            "select {} from cal.exception, bounds
-             where user_id = $1::text
-               and date_local between (lo at time zone 'UTC')::date and (hi at time zone 'UTC')::date
-             order by date_local, exc_id"
-        ),
-        EXCEPTION_COLUMNS
-    );
-    // The overlap tests use the same expression as the exclusion constraints,
-    // so the planner can answer them from those GiST indexes.
-    let events_sql = format!(
-        concat!(
-            bounds_cte!(),
-            "select {} from cal.event, bounds
-             where user_id = $1::text and status = 'confirmed'
-               and tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)')
-             order by start_at, event_id"
-        ),
-        EVENT_COLUMNS
-    );
-    let holds_sql = format!(
-        concat!(
-            bounds_cte!(),
-            "select {} from cal.hold, bounds
-             where user_id = $1::text and status = 'active'
-               and tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)')
-             order by start_at, hold_id"
-        ),
-        HOLD_COLUMNS
-    );
-    let external_sql = format!(
-        concat!(
-            bounds_cte!(),
-            "select {} from cal.external_event, bounds
-             where user_id = $1::text
-               and tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)')
-             order by start_at, end_at"
-        ),
-        EXTERNAL_COLUMNS
-    );
-
-    let (rules, exceptions, events, holds, external) = tokio::try_join!(
-        db.query(&rules_sql, &padded[..2]),
-        db.query(&exceptions_sql, &padded),
-        db.query(&events_sql, &padded),
-        db.query(&holds_sql, &padded),
-        db.query(&external_sql, &padded),
-    )?;
-    Ok(ProviderCalendar {
-        weekly_rules: rules.iter().map(rows::rule).collect::<Result<_, _>>()?,
-        exceptions: exceptions.iter().map(|r| rows::exception(r).map(|s| s.exception)).collect::<Result<_, _>>()?,
-        events: events.iter().map(rows::event).collect::<Result<_, _>>()?,
-        holds: holds.iter().map(rows::hold).collect::<Result<_, _>>()?,
-        external_busy: external.iter().map(rows::external_busy).collect::<Result<_, _>>()?,
-    })
+    let params = CalendarParams::new(user_id, role_code, from, to, duration_min)?;
+    CalendarStatements::prepare(db).await?.load(db, &params).await
 }
 
 /// Bookable slots of one provider (SEMANTICS.md §4): [`load_calendar`] then

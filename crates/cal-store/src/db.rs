@@ -236,36 +236,34 @@ impl Executor for Tx<'_> {
 }
 
 impl Begin for Client {
-    fn begin(&mut self) -> impl Future<Output = Result<Tx<'_>, tokio_postgres::Error>> + Send {
-        async move { self.transaction().await.map(Tx::Plain) }
+    async fn begin(&mut self) -> Result<Tx<'_>, tokio_postgres::Error> {
+        self.transaction().await.map(Tx::Plain)
     }
 }
 
 impl Begin for Transaction<'_> {
-    fn begin(&mut self) -> impl Future<Output = Result<Tx<'_>, tokio_postgres::Error>> + Send {
-        async move { self.transaction().await.map(Tx::Plain) }
+    async fn begin(&mut self) -> Result<Tx<'_>, tokio_postgres::Error> {
+        self.transaction().await.map(Tx::Plain)
     }
 }
 
 impl Begin for deadpool_postgres::Client {
-    fn begin(&mut self) -> impl Future<Output = Result<Tx<'_>, tokio_postgres::Error>> + Send {
-        async move { self.transaction().await.map(Tx::Pooled) }
+    async fn begin(&mut self) -> Result<Tx<'_>, tokio_postgres::Error> {
+        self.transaction().await.map(Tx::Pooled)
     }
 }
 
 impl Begin for PooledTransaction<'_> {
-    fn begin(&mut self) -> impl Future<Output = Result<Tx<'_>, tokio_postgres::Error>> + Send {
-        async move { self.transaction().await.map(Tx::Pooled) }
+    async fn begin(&mut self) -> Result<Tx<'_>, tokio_postgres::Error> {
+        self.transaction().await.map(Tx::Pooled)
     }
 }
 
 impl Begin for Tx<'_> {
-    fn begin(&mut self) -> impl Future<Output = Result<Tx<'_>, tokio_postgres::Error>> + Send {
-        async move {
-            match self {
-                Tx::Plain(t) => t.transaction().await.map(Tx::Plain),
-                Tx::Pooled(t) => t.transaction().await.map(Tx::Pooled),
-            }
+    async fn begin(&mut self) -> Result<Tx<'_>, tokio_postgres::Error> {
+        match self {
+            Tx::Plain(t) => t.transaction().await.map(Tx::Plain),
+            Tx::Pooled(t) => t.transaction().await.map(Tx::Pooled),
         }
     }
 }

@@ -32,16 +32,15 @@ pub async fn enqueue(db: &impl Executor, event_type: &str, user_id: &str, payloa
 /// row, so one provider's writers run one after the other and their outbox
 /// rows are numbered in commit order.
 pub async fn bump_version(db: &impl Executor, user_id: &str) -> Result<i64, StoreError> {
-    let rows = db
-        .query(
-            "insert into cal.provider_version as pv (user_id, version) values ($1, 1)
-             on conflict (user_id) do update set version = pv.version + 1, updated_at = now()
-             returning version",
-            &[&user_id],
-        )
-        .await?;
+    let rows = db.query(BUMP_VERSION_SQL, &[&user_id]).await?;
     Ok(rows[0].get(0))
 }
+
+/// [`bump_version`]'s statement (`$1` the user), for a caller that folds it
+/// into a larger one.
+pub(crate) const BUMP_VERSION_SQL: &str = "insert into cal.provider_version as pv (user_id, version) values ($1, 1)
+     on conflict (user_id) do update set version = pv.version + 1, updated_at = now()
+     returning version";
 
 /// `user_id`'s current version (0 if nothing was ever written).
 pub async fn version(db: &impl Executor, user_id: &str) -> Result<i64, StoreError> {

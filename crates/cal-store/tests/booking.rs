@@ -154,6 +154,18 @@ async fn an_expired_hold_is_free_before_any_sweep_and_is_never_resurrected() {
     let first_now = cal_store::get_hold(&db.client, &first.hold_id).await.unwrap();
     assert_eq!(first_now.status, HoldStatus::Expired);
     assert_eq!(outbox_types(&db.client).await[1..], ["cal.hold.created", "cal.hold.expired", "cal.hold.created"]);
+    // Each outbox row carries the hold as stored (the created payload is
+    // built before the insert; the database fills in its id).
+    let payloads: Vec<serde_json::Value> = db
+        .client
+        .query("select payload from cal.outbox where event_type like 'cal.hold.%' order by outbox_id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let json = |h: &cal_store::HoldRecord| serde_json::to_value(h).unwrap();
+    assert_eq!(payloads, [json(&first), json(&first_now), json(&second)]);
 
     // A retry of the first request returns the expired hold, not a new one.
     let retry = cal_store::create_hold(&mut db.client, &request("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z", "a"), now.plus_minutes(11))
@@ -409,4 +421,43 @@ fn order_events_parse_and_name_missing_fields() {
     let err = OrderEvent::parse("order.rescheduled", &serde_json::json!({"event_id": "ev_1"})).unwrap_err();
     assert_eq!(err.to_string(), "hold_id: is required");
     assert!(OrderEvent::parse("order.refunded", &serde_json::json!({})).is_err());
+}
+
+/// The write re-checks: a rule change that commits while a hold request
+/// waits between its read and its write (here: the rule is being deleted in
+/// an open transaction, which holds the provider's version row) makes the
+/// request look again and refuse; nothing is stored.
+#[tokio::test]
+async fn a_rule_change_committed_while_a_hold_waits_is_seen_by_its_write() {
+    let mut db = TestDb::new().await;
+    provider(&mut db).await;
+    let mut other = db.connect().await;
+    let mut tx = other.transaction().await.unwrap();
+    cal_store::delete_rule(&mut tx, P, "wr_all").await.unwrap();
+
+    let mut client = db.connect().await;
+    let task = tokio::spawn(async move {
+        cal_store::create_hold(&mut client, &request("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z", "k"), at(NOW)).await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!task.is_finished(), "the write waits for the provider's writer");
+    tx.commit().await.unwrap();
+    let err = booking_error(task.await.unwrap().unwrap_err());
+    assert_eq!(err.error_type(), ErrorType::Conflict, "{err:?}");
+    assert_eq!(db.count("select count(*) from cal.hold").await, 0);
+    assert_eq!(db.count("select count(*) from cal.outbox where event_type like 'cal.hold.%'").await, 0);
+}
+
+/// A provider whose rules were written without the store (no version row
+/// yet) still books: the version row is created at version 0, then bumped.
+#[tokio::test]
+async fn a_provider_without_a_version_row_gets_one() {
+    let mut db = TestDb::new().await;
+    provider(&mut db).await;
+    db.client.batch_execute("delete from cal.provider_version").await.unwrap();
+    let hold = cal_store::create_hold(&mut db.client, &request("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z", "k"), at(NOW))
+        .await
+        .unwrap();
+    assert_eq!(hold.status, HoldStatus::Active);
+    assert_eq!(cal_store::outbox::version(&db.client, P).await.unwrap(), 1);
 }
