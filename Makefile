@@ -117,6 +117,9 @@ bench: tools
 	  eval "$$(scripts/pg.sh start "$$dir")"
 	fi
 	$(CARGO) bench -p fn-feed --bench feed
+	# Holds: throughput next to single-row INSERTs, and a 200-way race on one
+	# slot (the throwaway server allows 300 connections).
+	$(CARGO) bench -p cal-store --bench booking
 	# The AWS adapters against moto and PostgreSQL: slots from the DynamoDB cache
 	# vs the engine, and outbox relay events/s onto an EventBridge bus. A
 	# subshell: its own trap must not replace the Postgres one.

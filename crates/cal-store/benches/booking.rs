@@ -11,9 +11,10 @@
 //!     slot at the same moment, several rounds. Target: p99 latency ≤ 50 ms,
 //!     and exactly one winner per round (the others get `CONFLICT`).
 //!
-//! (c) Where one uncontended `create_hold` spends its time: the same steps
-//!     timed one by one (lock, calendar load, the pure re-check), for reading
-//!     (a) and (b).
+//! (c) Where one uncontended `create_hold` spends its time: a bare round
+//!     trip, the calendar load and the pure check timed one by one, next to
+//!     the whole (two round trips: the pipelined read, then the write), for
+//!     reading (a) and (b).
 //!
 //! Run: `cargo bench -p cal-store --bench booking [-- --holds 2000 --connections 16 --race 200 --rounds 5]`
 //! against a throwaway server (`eval "$(scripts/pg.sh start DIR)"`, which
@@ -28,12 +29,15 @@ use cal_core::{BookingError, HoldKind, HoldMode, HoldRequest, HoldRequestInput, 
 use cal_store::StoreError;
 use cal_store::testing::TestDb;
 use tokio::sync::Barrier;
-use tokio_postgres::Client;
+use cal_store::Executor;
+use deadpool_postgres::Client;
 
 const ROLE: &str = "photographer";
 /// Rules open 06:00–22:00 UTC every day: 16 hourly slots a day.
 const SLOTS_PER_DAY: u64 = 16;
 const FIRST_HOUR: u64 = 6;
+/// Holds each race connection makes before the race (see the warm-up).
+const WARM_HOLDS: u64 = 6;
 
 struct Options {
     holds: usize,
@@ -141,8 +145,9 @@ async fn hold_throughput(clients: Vec<Client>, prefix: &str, providers: usize, h
     holds as f64 / started.elapsed().as_secs_f64()
 }
 
-/// The same number of single-row INSERTs (autocommit, the same
-/// `Client::execute(&str, …)` the store uses); returns inserts per second.
+/// The same number of single-row INSERTs (autocommit, through the same
+/// `Executor::execute` and statement cache the store uses); returns inserts
+/// per second.
 async fn insert_throughput(clients: Vec<Client>, rows: usize) -> f64 {
     let n = clients.len();
     let started = Timer::now();
@@ -153,13 +158,13 @@ async fn insert_throughput(clients: Vec<Client>, rows: usize) -> f64 {
             tokio::spawn(async move {
                 for h in (0..rows).filter(|h| h % n == c) {
                     let (start, end) = slot(h as u64);
-                    client
-                        .execute(
-                            "insert into bench_scratch (user_id, start_at, end_at, note) values ($1, $2, $3, $4)",
-                            &[&format!("u{h}"), &start.to_chrono(), &end.to_chrono(), &"scratch"],
-                        )
-                        .await
-                        .expect("insert");
+                    Executor::execute(
+                        &client,
+                        "insert into bench_scratch (user_id, start_at, end_at, note) values ($1, $2, $3, $4)",
+                        &[&format!("u{h}"), &start.to_chrono(), &end.to_chrono(), &"scratch"],
+                    )
+                    .await
+                    .expect("insert");
                 }
             })
         })
@@ -170,10 +175,13 @@ async fn insert_throughput(clients: Vec<Client>, rows: usize) -> f64 {
     rows as f64 / started.elapsed().as_secs_f64()
 }
 
+/// `n` pooled connections (the Lambdas' path: each keeps a cache of the
+/// statements it prepared).
 async fn connections(db: &TestDb, n: usize) -> Vec<Client> {
+    let pool = cal_store::pool_from_config(db.config.clone(), n).expect("a pool");
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        out.push(db.connect().await);
+        out.push(pool.get().await.expect("a pooled connection"));
     }
     out
 }
@@ -183,17 +191,15 @@ async fn breakdown(db: &mut TestDb) {
     const N: usize = 200;
     let user = "steps_p".to_owned();
     seed(db, std::iter::once(user.clone())).await;
-    let mut client = db.connect().await;
+    let mut client = connections(db, 1).await.pop().unwrap();
     let reqs: Vec<HoldRequest> = (0..N).map(|k| request(&user, &format!("s{k}"), slot(k as u64))).collect();
     let mean = |d: Duration| format!("{:.3}", d.as_secs_f64() * 1_000.0 / N as f64);
 
     let t = Timer::now();
     for _ in 0..N {
-        let tx = client.transaction().await.unwrap();
-        tx.execute("select pg_advisory_xact_lock(hashtextextended('cal.provider:' || $1, 0))", &[&user]).await.unwrap();
-        tx.rollback().await.unwrap();
+        Executor::query(&client, "select 1", &[]).await.unwrap();
     }
-    let lock = t.elapsed();
+    let round_trip = t.elapsed();
 
     let t = Timer::now();
     let mut calendars = Vec::with_capacity(N);
@@ -229,7 +235,7 @@ async fn breakdown(db: &mut TestDb) {
     println!();
     println!("(c) one uncontended create_hold, step by step (mean of {N}, one connection)");
     println!("    {:<48} {:>8}", "step", "ms");
-    println!("    {:<48} {:>8}", "begin + advisory lock + rollback", mean(lock));
+    println!("    {:<48} {:>8}", "one round trip (select 1)", mean(round_trip));
     println!("    {:<48} {:>8}", "load_calendar (5 statements, pipelined)", mean(load));
     println!("    {:<48} {:>8}", "check_hold, free slot (cal-core, CPU)", mean(check));
     println!("    {:<48} {:>8}", "check_hold, taken slot + alternatives (CPU)", mean(refuse));
@@ -309,16 +315,32 @@ async fn main() {
     // (b) The race: every task on its own connection, all for one slot.
     let user = "race_p".to_owned();
     seed(&mut db, std::iter::once(user.clone())).await;
+    seed(&mut db, (0..race).map(|t| format!("warm_{t}"))).await;
     let clients = connections(&db, race).await;
     let barrier = Arc::new(Barrier::new(race));
+    let (warmed, analyzed) = (Arc::new(Barrier::new(race + 1)), Arc::new(Barrier::new(race + 1)));
     let tasks: Vec<_> = clients
         .into_iter()
         .enumerate()
         .map(|(t, mut client)| {
             let (barrier, user, rounds) = (barrier.clone(), user.clone(), o.rounds);
+            let (warmed, analyzed) = (warmed.clone(), analyzed.clone());
             tokio::spawn(async move {
-                // Warm the connection (its backend's caches, the statements)
-                // with a refused request outside the provider's hours.
+                // Warm the connection like a Lambda's that has served a few
+                // requests: its statements prepared and past PostgreSQL's
+                // first five (custom-planned) runs. Holds on a provider of
+                // its own (one per task), then a refused request.
+                // Then, once the statistics are fresh (see below), as many
+                // again: a fresh ANALYZE replans every cached statement.
+                let own = format!("warm_{t}");
+                for k in 0..2 * WARM_HOLDS {
+                    if k == WARM_HOLDS {
+                        warmed.wait().await;
+                        analyzed.wait().await;
+                    }
+                    let req = request(&own, &format!("w{k}"), slot(k));
+                    cal_store::create_hold(&mut client, &req, now()).await.expect("a warm-up hold");
+                }
                 let night = (slot(0).0.plus_secs(-5 * 3_600), slot(0).0.plus_secs(-4 * 3_600));
                 let _ = cal_store::create_hold(&mut client, &request(&user, &format!("warm{t}"), night), now()).await;
                 let mut results = Vec::with_capacity(rounds);
@@ -336,13 +358,24 @@ async fn main() {
                     };
                     results.push((took, outcome));
                 }
-                results
+                // The connection is closed only after every task is done: a
+                // backend exiting costs CPU the last round would be timed with.
+                (results, client)
             })
         })
         .collect();
+    // Fresh statistics before the race, as autovacuum would soon make them
+    // (the warm-up wrote thousands of rows): an ANALYZE during the race
+    // would replan every cached statement of 200 connections at once.
+    warmed.wait().await;
+    db.client.batch_execute("analyze").await.unwrap();
+    analyzed.wait().await;
     let mut per_round: Vec<Vec<(Duration, Outcome)>> = (0..o.rounds).map(|_| Vec::new()).collect();
+    let mut open = Vec::with_capacity(race);
     for t in tasks {
-        for (round, r) in t.await.unwrap().into_iter().enumerate() {
+        let (results, client) = t.await.unwrap();
+        open.push(client);
+        for (round, r) in results.into_iter().enumerate() {
             per_round[round].push(r);
         }
     }

@@ -43,7 +43,7 @@ pub use booking::{
     sweep_expired_holds,
 };
 pub use calendar::{common_slots, load_calendar, slots};
-pub use db::{Begin, Executor, connect, pool_from_config, pool_from_env, pool_from_url};
+pub use db::{Begin, Executor, Tx, connect, pool_from_config, pool_from_env, pool_from_url};
 pub use demo::{DemoSummary, seed_demo};
 pub use error::{ConfigProblem, ConstraintKind, RowProblem, StoreError, ValidationProblem};
 pub use feeds::{FeedOwner, FeedToken, create_feed, feed_for_token, revoke_feed, rotate_feed};
