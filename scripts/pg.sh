@@ -3,13 +3,16 @@
 #
 #   scripts/pg.sh start DIR   create a cluster in DIR, start it on a free port
 #                             of 127.0.0.1, write DIR/env and print
-#                             `export DATABASE_URL=…` (eval-friendly; nothing else
-#                             goes to stdout)
+#                             `export DATABASE_URL=…` and `DATABASE_TEST_CA=…`
+#                             (eval-friendly; nothing else goes to stdout)
 #   scripts/pg.sh stop DIR    stop it and remove DIR
 #
 # It never touches the machine's own server (5432): the cluster has its own
 # data directory, port and socket directory. Durability is off (fsync,
 # synchronous_commit, full_page_writes): the data is thrown away anyway.
+# It offers TLS (optional for clients) with a certificate for localhost and
+# 127.0.0.1 signed by a CA made for it; the start also prints
+# `export DATABASE_TEST_CA=DIR/ca.pem` for the tests that verify it.
 set -euo pipefail
 
 say() { printf 'pg.sh: %s\n' "$*" >&2; }
@@ -60,6 +63,20 @@ as_owner() {
     fi
 }
 
+# A CA and a server certificate it signs, for localhost and 127.0.0.1 (the
+# server reads the key as its owner, which must be the only reader).
+make_certificates() {
+    command -v openssl >/dev/null || die "openssl not found (Debian: apt-get install -y openssl); the server's TLS certificate is made with it"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=cal throwaway CA" \
+        -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$dir/san.ext"
+    openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial -days 2 \
+        -extfile "$dir/san.ext" -out "$dir/server.pem" 2>/dev/null
+    chmod 600 "$dir/server.key"
+    if is_root; then chown postgres: "$dir"/server.* "$dir"/ca.*; fi
+}
+
 free_port() {
     if command -v python3 >/dev/null; then
         python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
@@ -84,17 +101,20 @@ start() {
     as_owner "$bindir/initdb" -D "$dir/data" -A trust -U app --no-sync -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
         { cat "$dir/initdb.log" >&2; die "initdb failed (log above)"; }
 
+    make_certificates
+
     # The port is free when chosen but could be taken before the server binds
     # it: retry with another one.
     local port attempt
     for attempt in 1 2 3 4 5; do
         port=$(free_port)
         if as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -s \
-            -o "-c listen_addresses=127.0.0.1 -c port=$port -k '$dir' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+            -o "-c listen_addresses=127.0.0.1 -c port=$port -k '$dir' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c ssl=on -c ssl_cert_file='$dir/server.pem' -c ssl_key_file='$dir/server.key'" \
             start >&2; then
             local url="postgres://app@127.0.0.1:$port/postgres"
-            printf 'DATABASE_URL=%s\n' "$url" >"$dir/env"
+            printf 'DATABASE_URL=%s\nDATABASE_TEST_CA=%s\n' "$url" "$dir/ca.pem" >"$dir/env"
             printf "export DATABASE_URL='%s'\n" "$url"
+            printf "export DATABASE_TEST_CA='%s'\n" "$dir/ca.pem"
             return
         fi
         say "start on port $port failed (attempt $attempt); server log tail:"

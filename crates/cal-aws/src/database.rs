@@ -64,5 +64,7 @@ pub async fn pool(sdk: &SdkConfig, max_size: usize) -> Result<Pool, DatabaseConf
     let mut config = tokio_postgres::Config::new();
     config.host(&s.host).port(s.port).dbname(&s.dbname).user(&s.username).password(s.password.as_bytes());
     config.application_name("cal-suite");
+    // Aurora always offers TLS (and with rds.force_ssl insists on it).
+    config.ssl_mode(tokio_postgres::config::SslMode::Require);
     Ok(cal_store::pool_from_config(config, max_size)?)
 }

@@ -17,7 +17,7 @@ use std::pin::Pin;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use deadpool_postgres::Transaction as PooledTransaction;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls, Row, Statement, Transaction};
+use tokio_postgres::{Client, Row, Statement, Transaction};
 
 use crate::error::{ConfigProblem, StoreError};
 
@@ -275,7 +275,8 @@ fn parse_url(url: &str) -> Result<tokio_postgres::Config, StoreError> {
     url.parse().map_err(|e| StoreError::Config { var: DATABASE_URL, problem: ConfigProblem::Invalid(e) })
 }
 
-/// A connection pool for `url` (`postgres://user@host:port/db`, no TLS).
+/// A connection pool for `url` (`postgres://user@host:port/db`; TLS as its
+/// `sslmode` says, see [`crate::tls`]).
 ///
 /// Build it once per process (a Lambda's cold start) and borrow it into
 /// every invocation: connecting costs more than most queries. Connections are
@@ -289,7 +290,7 @@ pub fn pool_from_url(url: &str, max_size: usize) -> Result<Pool, StoreError> {
 pub fn pool_from_config(config: tokio_postgres::Config, max_size: usize) -> Result<Pool, StoreError> {
     let manager = Manager::from_config(
         config,
-        NoTls,
+        crate::tls::connector()?,
         // Fast recycling skips the test query on checkout: a dead connection
         // shows up as a query error, which callers handle anyway.
         ManagerConfig { recycling_method: RecyclingMethod::Fast },
@@ -308,7 +309,7 @@ pub fn pool_from_env(max_size: usize) -> Result<Pool, StoreError> {
 /// connection task is spawned on the current Tokio runtime and ends when
 /// the client is dropped.
 pub async fn connect(url: &str) -> Result<Client, StoreError> {
-    let (client, connection) = parse_url(url)?.connect(NoTls).await?;
+    let (client, connection) = parse_url(url)?.connect(crate::tls::connector()?).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = %e, "database connection ended with an error");

@@ -221,6 +221,9 @@ pub enum ConfigProblem {
     /// Not a PostgreSQL connection string.
     #[error("is not a valid PostgreSQL connection string")]
     Invalid(#[source] tokio_postgres::Error),
+    /// Names a file of CA certificates that cannot be used.
+    #[error("{0}")]
+    CaBundle(String),
 }
 
 /// Why an input was refused.

@@ -34,6 +34,7 @@ pub mod relay;
 pub mod rows;
 pub mod rules;
 pub mod sources;
+pub mod tls;
 #[cfg(feature = "testing")]
 pub mod testing;
 
