@@ -1,14 +1,16 @@
 //! Holds and bookings (SEMANTICS.md §5) as store-backed services: the
 //! resolvers, the jobs and calctl all call these functions.
 //!
-//! Every function runs in one transaction that starts with a per-provider
+//! Every write happens in one transaction that starts with a per-provider
 //! advisory lock, so one provider's bookings happen one after another; the
 //! exclusion constraints of `migrations/0002` are the backstop that makes an
-//! overlap impossible to store even if this code were wrong. Inside the lock a
-//! transaction (1) marks the provider's holds whose time ran out as `expired`,
-//! (2) loads what the rules need and re-checks with `cal_core::holds`, (3)
-//! writes the change, its outbox row and the provider's new version, and
-//! commits. A refusal rolls back: nothing is stored.
+//! overlap impossible to store even if this code were wrong. Under the lock
+//! the change is re-checked, written with its outbox row and the provider's
+//! new version, and committed; a refusal rolls back: nothing is stored.
+//! Confirming, releasing, rescheduling and cancelling read and re-check under
+//! the lock; creating a hold, the hot path, reads and checks first and lets
+//! its one-statement write re-check by the provider's version (see
+//! [`create_hold`]).
 
 use cal_core::feasibility::{EventStatus, HoldStatus};
 use cal_core::holds::{self, Conversion, HoldKind, HoldMode, HoldRequest};
