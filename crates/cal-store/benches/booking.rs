@@ -236,7 +236,7 @@ async fn breakdown(db: &mut TestDb) {
     println!("(c) one uncontended create_hold, step by step (mean of {N}, one connection)");
     println!("    {:<48} {:>8}", "step", "ms");
     println!("    {:<48} {:>8}", "one round trip (select 1)", mean(round_trip));
-    println!("    {:<48} {:>8}", "load_calendar (5 statements, pipelined)", mean(load));
+    println!("    {:<48} {:>8}", "load_calendar (3 statements, pipelined)", mean(load));
     println!("    {:<48} {:>8}", "check_hold, free slot (cal-core, CPU)", mean(check));
     println!("    {:<48} {:>8}", "check_hold, taken slot + alternatives (CPU)", mean(refuse));
     println!("    {:<48} {:>8}", "create_hold, whole", mean(full));

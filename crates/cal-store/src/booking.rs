@@ -230,7 +230,7 @@ pub async fn get_event(db: &impl Executor, event_id: &str) -> Result<EventRecord
 /// Round trips are what a hold costs, so there are two:
 ///
 /// 1. One pipelined read: the provider's version, its expired-but-unmarked
-///    holds, the calendar (five statements) and the key. The request is
+///    holds, the calendar (three statements) and the key. The request is
 ///    checked against it.
 /// 2. One statement, its own transaction: the provider's lock (the same
 ///    advisory lock every other writer of the provider takes first), then
@@ -332,12 +332,12 @@ const ENSURE_VERSION_SQL: &str =
 
 /// The statements of `create_hold`, built once per process.
 struct LookupSql {
-    /// `$1`'s version (no row: never written).
-    version: &'static str,
     /// The hold of `($1 user_id, $2 idempotency_key)`.
     key: String,
-    /// `$1`'s active holds whose time ran out at `$2`.
-    due: String,
+    /// `$1`'s version (null: no row, never written) on every row, with
+    /// `$1`'s active holds whose time ran out at `$2` (one row of nulls if
+    /// none).
+    version_due: String,
     /// The write, trying the provider's lock; see [`write_hold`].
     write_try: String,
     /// The write, queueing for the provider's lock.
@@ -347,22 +347,23 @@ struct LookupSql {
 /// The write of [`write_hold`], taking the provider's lock with `lock` (a
 /// query answering `got`). Each step reads the one before it, which makes
 /// the order certain: the provider's lock (the advisory lock every booking
-/// writer of a provider takes first), its version row (locked, and read
-/// afresh after any wait), the expired holds marked, the hold inserted, the
-/// outbox rows (the expired holds' first), the version bumped.
+/// writer of a provider takes first); the version bumped only if it is
+/// still `$13` (an UPDATE re-reads the row's newest version after any wait,
+/// and locks it against the provider's other writers); then the expired
+/// holds marked, the hold inserted, the outbox rows (the expired holds'
+/// first). An error (the exclusion constraint) undoes all of it.
 fn write_sql(lock: &str) -> String {
     format!(
         "with advisory as (
              {lock}
-         ), locked as (
-             select version from cal.provider_version where user_id = $1 and (select got from advisory)
-             for update
-         ), proceed as (
-             select true as ok from locked where version = $13
+         ), bumped as (
+             update cal.provider_version set version = version + 1, updated_at = now()
+             where user_id = $1 and version = $13 and (select got from advisory)
+             returning version
          ), marked as (
              update cal.hold set status = 'expired', updated_at = $12
              where hold_id = any($14::text[]) and user_id = $1 and status = 'active' and expires_at <= $12
-               and exists (select 1 from proceed)
+               and exists (select 1 from bumped)
              returning hold_id
          ), h as (
              insert into cal.hold (hold_id, user_id, role_code, customer_id, start_at, end_at, kind, mode,
@@ -370,7 +371,7 @@ fn write_sql(lock: &str) -> String {
                                    created_at, updated_at)
              select 'hld_' || replace(gen_random_uuid()::text, '-', ''), $1, $2, $3, $4, $5, $6, $7,
                     'active', $8, $9, $10, $11, $12, $12
-             from proceed where (select count(*) from marked) >= 0
+             from bumped where (select count(*) from marked) >= 0
              returning {HOLD_RECORD}
          ), expired_events as (
              insert into cal.outbox (event_type, user_id, payload)
@@ -384,11 +385,6 @@ fn write_sql(lock: &str) -> String {
              insert into cal.outbox (event_type, user_id, payload)
              select '{HOLD_CREATED}', $1, jsonb_set($16::jsonb, '{{hold_id}}', to_jsonb(h.hold_id))
              from h where (select count(*) from expired_events) >= 0
-             returning outbox_id
-         ), bumped as (
-             update cal.provider_version set version = version + 1, updated_at = now()
-             where user_id = $1 and exists (select 1 from created_event)
-             returning version
          )
          select (select got from advisory) as got, (select version from bumped) as new_version, h.*
          from (select 1) as one left join h on true"
@@ -398,18 +394,14 @@ fn write_sql(lock: &str) -> String {
 fn lookup_sql() -> &'static LookupSql {
     static SQL: std::sync::OnceLock<LookupSql> = std::sync::OnceLock::new();
     SQL.get_or_init(|| LookupSql {
-        version: "select version from cal.provider_version where user_id = $1",
         key: format!("select {HOLD_RECORD} from cal.hold where user_id = $1 and idempotency_key = $2"),
-        due: format!(
-            "select {HOLD_RECORD} from cal.hold where user_id = $1 and status = 'active' and expires_at <= $2
-             order by expires_at, hold_id"
+        version_due: format!(
+            "select (select version from cal.provider_version where user_id = $1) as version, due.*
+             from (select 1) as one left join (
+                 select {HOLD_RECORD} from cal.hold where user_id = $1 and status = 'active' and expires_at <= $2
+             ) as due on true
+             order by due.expires_at, due.hold_id"
         ),
-        // Each step reads the one before it, which makes the order certain:
-        // the provider's lock (the advisory lock every writer of a provider
-        // takes first, then its version row, which the version is read
-        // from afresh after the wait), the expired holds marked, the hold
-        // inserted, the outbox rows (the expired holds' first), the version
-        // bumped.
         write_try: write_sql("select pg_try_advisory_xact_lock(hashtextextended('cal.provider:' || $1, 0)) as got"),
         write_queue: write_sql("select true as got from pg_advisory_xact_lock(hashtextextended('cal.provider:' || $1, 0))"),
     })
@@ -440,26 +432,29 @@ async fn read_for_hold(
     let sql = lookup_sql();
     // Prepared first (from the connection's cache when pooled), so that the
     // statements below go out in this order, in one flush.
-    let (version, key, due, statements) = tokio::try_join!(
-        store(db.prepare(sql.version)),
+    let (version_due, key, statements) = tokio::try_join!(
+        store(db.prepare(&sql.version_due)),
         store(db.prepare(&sql.key)),
-        store(db.prepare(&sql.due)),
         CalendarStatements::prepare(db),
     )?;
     let now_at = now.to_chrono();
-    let (user, user_key) = (user_params(req), key_params(req));
+    let user_key = key_params(req);
     let user_now: [&(dyn ToSql + Sync); 2] = [&req.user_id, &now_at];
-    let (version_rows, due_rows, calendar, key_rows) = tokio::try_join!(
+    let (version_due_rows, calendar, key_rows) = tokio::try_join!(
         biased;
-        store(db.query_prepared(&version, &user)),
-        store(db.query_prepared(&due, &user_now)),
+        store(db.query_prepared(&version_due, &user_now)),
         statements.load(db, params),
         store(db.query_prepared(&key, &user_key)),
     )?;
+    let due = version_due_rows
+        .iter()
+        .filter(|r| r.get::<_, Option<&str>>("hold_id").is_some())
+        .map(HoldRecord::from_row)
+        .collect::<Result<_, _>>()?;
     Ok(HoldLook {
-        version: version_rows.first().map(|r| r.get(0)),
+        version: version_due_rows[0].get("version"),
         existing: same_request(req, &key_rows)?,
-        due: due_rows.iter().map(HoldRecord::from_row).collect::<Result<_, _>>()?,
+        due,
         calendar,
     })
 }

@@ -1,6 +1,6 @@
 //! One provider's calendar for a slot query, and the slot queries.
 //!
-//! [`load_calendar`] runs a fixed set of five statements, concurrently on one
+//! [`load_calendar`] runs a fixed set of three statements, concurrently on one
 //! connection (tokio-postgres pipelines them), whatever the number of days,
 //! rules or rows: the cost of a query does not grow with the range. Which
 //! rows are needed is decided here; what they mean is decided by `cal_core`
@@ -15,7 +15,7 @@ use tokio_postgres::{Row, Statement};
 
 use crate::db::Executor;
 use crate::error::{StoreError, ValidationProblem};
-use crate::rows::{self, EVENT_COLUMNS, EXCEPTION_COLUMNS, EXTERNAL_COLUMNS, HOLD_COLUMNS, RULE_COLUMNS};
+use crate::rows::{self, EXCEPTION_COLUMNS, RULE_COLUMNS};
 
 /// The padded range `[lo, hi)` the loaders read, from parameters
 /// `$1 user_id, $2 role_code, $3 from, $4 to, $5 duration_min (0: none)`.
@@ -37,13 +37,11 @@ macro_rules! bounds_cte {
     };
 }
 
-/// The five statements of a calendar load, built once per process.
+/// The three statements of a calendar load, built once per process.
 struct CalendarSql {
     rules: String,
     exceptions: String,
-    events: String,
-    holds: String,
-    external: String,
+    busy: String,
 }
 
 fn calendar_sql() -> &'static CalendarSql {
@@ -60,38 +58,32 @@ fn calendar_sql() -> &'static CalendarSql {
             ),
             EXCEPTION_COLUMNS
         ),
+        // Everything busy in one statement (one `bounds`, one round of
+        // executor work): each row is an event (`e`), a hold (`h`) or an
+        // imported busy interval (`x`), with the columns `rows::event`,
+        // `rows::hold` and `rows::external_busy` read (the others null).
         // The overlap tests use the same expression as the exclusion
         // constraints, so the planner can answer them from those GiST indexes.
-        events: format!(
-            concat!(
-                bounds_cte!(),
-                "select {} from cal.event, bounds
-                 where user_id = $1::text and status = 'confirmed'
-                   and tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)')
-                 order by start_at, event_id"
-            ),
-            EVENT_COLUMNS
-        ),
-        holds: format!(
-            concat!(
-                bounds_cte!(),
-                "select {} from cal.hold, bounds
-                 where user_id = $1::text and status = 'active'
-                   and tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)')
-                 order by start_at, hold_id"
-            ),
-            HOLD_COLUMNS
-        ),
-        external: format!(
-            concat!(
-                bounds_cte!(),
-                "select {} from cal.external_event, bounds
-                 where user_id = $1::text
-                   and tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)')
-                 order by start_at, end_at"
-            ),
-            EXTERNAL_COLUMNS
-        ),
+        busy: concat!(
+            bounds_cte!(),
+            "select 'e' as kind, event_id, null as hold_id, null as id, user_id, start_at, end_at,
+                    null::timestamptz as expires_at, status
+             from cal.event, bounds
+             where user_id = $1::text and status = 'confirmed'
+               and tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)')
+             union all
+             select 'h', null, hold_id, null, user_id, start_at, end_at, expires_at, status
+             from cal.hold, bounds
+             where user_id = $1::text and status = 'active'
+               and tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)')
+             union all
+             select 'x', null, null, source_id || '/' || uid || '/' || recurrence_id, user_id, start_at, end_at, null, null
+             from cal.external_event, bounds
+             where user_id = $1::text
+               and tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)')
+             order by kind, start_at, end_at, event_id, hold_id, id"
+        )
+        .to_owned(),
     })
 }
 
@@ -125,49 +117,40 @@ impl<'a> CalendarParams<'a> {
     }
 }
 
-/// The five statements of a calendar load, prepared on one connection, so
+/// The three statements of a calendar load, prepared on one connection, so
 /// that a caller can run them in a pipeline after statements of its own
 /// (a lock first, then the reads it guards).
 pub(crate) struct CalendarStatements {
     rules: Statement,
     exceptions: Statement,
-    events: Statement,
-    holds: Statement,
-    external: Statement,
+    busy: Statement,
 }
 
 impl CalendarStatements {
-    /// Prepares (or takes from the connection's cache) the five statements.
+    /// Prepares (or takes from the connection's cache) the three statements.
     pub(crate) async fn prepare(db: &impl Executor) -> Result<Self, StoreError> {
         let sql = calendar_sql();
-        let (rules, exceptions, events, holds, external) = tokio::try_join!(
-            db.prepare(&sql.rules),
-            db.prepare(&sql.exceptions),
-            db.prepare(&sql.events),
-            db.prepare(&sql.holds),
-            db.prepare(&sql.external),
-        )?;
-        Ok(CalendarStatements { rules, exceptions, events, holds, external })
+        let (rules, exceptions, busy) =
+            tokio::try_join!(db.prepare(&sql.rules), db.prepare(&sql.exceptions), db.prepare(&sql.busy))?;
+        Ok(CalendarStatements { rules, exceptions, busy })
     }
 
-    /// Runs the five, pipelined in this order, and reads the calendar.
+    /// Runs the three, pipelined in this order, and reads the calendar.
     pub(crate) async fn load(&self, db: &impl Executor, p: &CalendarParams<'_>) -> Result<ProviderCalendar, StoreError> {
         let all = p.all();
-        let (rules, exceptions, events, holds, external) = tokio::try_join!(
+        let (rules, exceptions, busy) = tokio::try_join!(
             biased;
             db.query_prepared(&self.rules, &all[..2]),
             db.query_prepared(&self.exceptions, &all),
-            db.query_prepared(&self.events, &all),
-            db.query_prepared(&self.holds, &all),
-            db.query_prepared(&self.external, &all),
+            db.query_prepared(&self.busy, &all),
         )?;
-        Ok(ProviderCalendar {
+        let mut calendar = ProviderCalendar {
             weekly_rules: rules.iter().map(rows::rule).collect::<Result<_, _>>()?,
             exceptions: exceptions.iter().map(|r| rows::exception(r).map(|s| s.exception)).collect::<Result<_, _>>()?,
-            events: read_events(&events)?,
-            holds: read_holds(&holds)?,
-            external_busy: external.iter().map(rows::external_busy).collect::<Result<_, _>>()?,
-        })
+            ..ProviderCalendar::default()
+        };
+        read_busy(&busy, &mut calendar, true)?;
+        Ok(calendar)
     }
 
     /// Re-reads only the bookings (events and holds) of a loaded calendar:
@@ -178,21 +161,25 @@ impl CalendarStatements {
         p: &CalendarParams<'_>,
         calendar: &mut ProviderCalendar,
     ) -> Result<(), StoreError> {
-        let all = p.all();
-        let (events, holds) =
-            tokio::try_join!(biased; db.query_prepared(&self.events, &all), db.query_prepared(&self.holds, &all))?;
-        calendar.events = read_events(&events)?;
-        calendar.holds = read_holds(&holds)?;
-        Ok(())
+        let busy = db.query_prepared(&self.busy, &p.all()).await?;
+        calendar.events.clear();
+        calendar.holds.clear();
+        read_busy(&busy, calendar, false)
     }
 }
 
-fn read_events(rows: &[Row]) -> Result<Vec<cal_core::feasibility::EventBusy>, StoreError> {
-    rows.iter().map(rows::event).collect()
-}
-
-fn read_holds(rows: &[Row]) -> Result<Vec<cal_core::feasibility::HoldBusy>, StoreError> {
-    rows.iter().map(rows::hold).collect()
+/// Sorts the rows of [`CalendarSql::busy`] into the calendar (imported busy
+/// time only if `external`).
+fn read_busy(rows: &[Row], calendar: &mut ProviderCalendar, external: bool) -> Result<(), StoreError> {
+    for row in rows {
+        match row.try_get::<_, &str>("kind")? {
+            "e" => calendar.events.push(rows::event(row)?),
+            "h" => calendar.holds.push(rows::hold(row)?),
+            _ if external => calendar.external_busy.push(rows::external_busy(row)?),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Loads what a slot query for `user_id`/`role_code` over `[from, to)` needs:
@@ -206,7 +193,7 @@ fn read_holds(rows: &[Row]) -> Result<Vec<cal_core::feasibility::HoldBusy>, Stor
 /// * the busy intervals of the user's external calendars overlapping it.
 ///
 /// `duration_min` is the requested slot length, if any (it widens the range
-/// at the end). Always five statements, pipelined: one round trip on a
+/// at the end). Always three statements, pipelined: one round trip on a
 /// pooled connection that ran them before.
 pub async fn load_calendar(
     db: &impl Executor,
