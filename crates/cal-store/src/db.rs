@@ -3,13 +3,15 @@
 //! Functions that only read take `&impl Executor`; functions that write take
 //! `&mut impl Begin` and open their own transaction on it — a real one on a
 //! client, a savepoint inside a caller's transaction — so they are atomic on
-//! their own and still compose into a larger transaction (a hold taking a
-//! per-user advisory lock, then writing several rows).
+//! their own and still compose into a larger transaction (a booking taking a
+//! per-provider advisory lock, then writing several rows).
 //!
 //! Both are implemented for `tokio_postgres` and `deadpool_postgres` clients
-//! and transactions. [`Executor`] is a trait of our own (not
-//! `GenericClient`, which is sealed) so a test can wrap it, e.g. to count the
-//! statements a loader runs.
+//! and transactions, and for [`Tx`], the transaction [`Begin::begin`] opens
+//! (which keeps a pooled connection's statement cache). [`Executor`] is a
+//! trait of our own (not `GenericClient`, which is sealed) so a test can
+//! wrap it, e.g. to count the statements a loader runs. Connections use TLS
+//! as [`crate::tls`] describes.
 
 use std::future::Future;
 use std::pin::Pin;
