@@ -57,19 +57,31 @@ pub trait Executor: Sync {
         params: &'a [&'a (dyn ToSql + Sync)],
     ) -> impl Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a;
 
-    /// Runs a statement and returns its rows.
+    /// Runs a statement and returns its rows (prepared, then run).
     fn query<'a>(
         &'a self,
         sql: &'a str,
         params: &'a [&'a (dyn ToSql + Sync)],
-    ) -> impl Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send + 'a;
+    ) -> impl Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send + 'a {
+        let fut: Fut<'a, Vec<Row>> = Box::pin(async move {
+            let statement = self.prepare(sql).await?;
+            self.query_prepared(&statement, params).await
+        });
+        fut
+    }
 
     /// Runs a statement and returns the number of rows it changed.
     fn execute<'a>(
         &'a self,
         sql: &'a str,
         params: &'a [&'a (dyn ToSql + Sync)],
-    ) -> impl Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a;
+    ) -> impl Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a {
+        let fut: Fut<'a, u64> = Box::pin(async move {
+            let statement = self.prepare(sql).await?;
+            self.execute_prepared(&statement, params).await
+        });
+        fut
+    }
 
     /// Runs statements with no parameters and no results in one round trip
     /// (the simple query protocol: `BEGIN`, `COMMIT`, DDL).
@@ -140,30 +152,6 @@ macro_rules! delegate_executor {
                 fut
             }
 
-            fn query<'a>(
-                &'a self,
-                sql: &'a str,
-                params: &'a [&'a (dyn ToSql + Sync)],
-            ) -> impl Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send + 'a {
-                let fut: Fut<'a, Vec<Row>> = Box::pin(async move {
-                    let statement = self.$prepare(sql).await?;
-                    $inner::query(self, &statement, params).await
-                });
-                fut
-            }
-
-            fn execute<'a>(
-                &'a self,
-                sql: &'a str,
-                params: &'a [&'a (dyn ToSql + Sync)],
-            ) -> impl Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a {
-                let fut: Fut<'a, u64> = Box::pin(async move {
-                    let statement = self.$prepare(sql).await?;
-                    $inner::execute(self, &statement, params).await
-                });
-                fut
-            }
-
             fn batch_execute<'a>(&'a self, sql: &'a str) -> impl Future<Output = Result<(), tokio_postgres::Error>> + Send + 'a {
                 let fut: Fut<'a, ()> = Box::pin($inner::batch_execute(self, sql));
                 fut
@@ -210,24 +198,6 @@ impl Executor for Tx<'_> {
         params: &'a [&'a (dyn ToSql + Sync)],
     ) -> impl Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a {
         let fut: Fut<'a, u64> = on_tx!(self, t => Box::pin(t.execute_prepared(statement, params)));
-        fut
-    }
-
-    fn query<'a>(
-        &'a self,
-        sql: &'a str,
-        params: &'a [&'a (dyn ToSql + Sync)],
-    ) -> impl Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send + 'a {
-        let fut: Fut<'a, Vec<Row>> = on_tx!(self, t => Box::pin(Executor::query(t, sql, params)));
-        fut
-    }
-
-    fn execute<'a>(
-        &'a self,
-        sql: &'a str,
-        params: &'a [&'a (dyn ToSql + Sync)],
-    ) -> impl Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a {
-        let fut: Fut<'a, u64> = on_tx!(self, t => Box::pin(Executor::execute(t, sql, params)));
         fut
     }
 

@@ -177,24 +177,6 @@ impl<E: Executor> Executor for Counting<'_, E> {
         self.inner.execute_prepared(statement, params)
     }
 
-    fn query<'a>(
-        &'a self,
-        sql: &'a str,
-        params: &'a [&'a (dyn ToSql + Sync)],
-    ) -> impl Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send + 'a {
-        self.statements.fetch_add(1, Ordering::SeqCst);
-        self.inner.query(sql, params)
-    }
-
-    fn execute<'a>(
-        &'a self,
-        sql: &'a str,
-        params: &'a [&'a (dyn ToSql + Sync)],
-    ) -> impl Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a {
-        self.statements.fetch_add(1, Ordering::SeqCst);
-        self.inner.execute(sql, params)
-    }
-
     fn batch_execute<'a>(&'a self, sql: &'a str) -> impl Future<Output = Result<(), tokio_postgres::Error>> + Send + 'a {
         self.statements.fetch_add(1, Ordering::SeqCst);
         self.inner.batch_execute(sql)
