@@ -149,7 +149,7 @@ async fn feasibility_cache_never_serves_a_stale_version() {
     // A change (a hold on Monday 09:00 Berlin) bumps the version: the old
     // entry is not served, the answer reflects the hold.
     let hold = hold_request("2030-03-04T08:00:00Z", "2030-03-04T09:00:00Z", cal_core::HoldKind::Checkout, None, "k1");
-    cal_store::create_hold(&mut db.client, &hold, now).await.unwrap();
+    cal_store::create_hold(&db.client, &hold, now).await.unwrap();
     let (after, src) = cached_slots(&db.client, &cache, &q, now).await.unwrap();
     assert_eq!(src, Source::Engine);
     assert!(!after.contains("\"start\":\"2030-03-04T08:00:00Z\""), "{after}");

@@ -10,7 +10,8 @@
 //! Confirming, releasing, rescheduling and cancelling read and re-check under
 //! the lock; creating a hold, the hot path, reads and checks first and lets
 //! its one-statement write re-check by the provider's version (see
-//! [`create_hold`]).
+//! [`create_hold`]); with a process's calendar cache it can skip the read
+//! ([`create_hold_cached`]).
 
 use cal_core::feasibility::{EventStatus, HoldStatus};
 use cal_core::holds::{self, Conversion, HoldKind, HoldMode, HoldRequest};
@@ -22,8 +23,9 @@ use serde_json::json;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use crate::calendar::{CalendarParams, CalendarStatements, load_calendar};
+use crate::calendar::{self, CalendarParams, CalendarStatements, load_calendar};
 use crate::db::{Begin, Executor};
+use crate::hold_cache::{self, CalendarCache, Cached, Span};
 use crate::error::StoreError;
 use crate::outbox;
 
@@ -227,7 +229,7 @@ pub async fn get_event(db: &impl Executor, event_id: &str) -> Result<EventRecord
 ///   checked against changed; a loser gets `CONFLICT` with up to three
 ///   nearby slots.
 ///
-/// Round trips are what a hold costs, so there are two:
+/// Round trips are what a hold costs, so a winner pays two:
 ///
 /// 1. One pipelined read: the provider's version, its expired-but-unmarked
 ///    holds, the calendar (three statements) and the key. The request is
@@ -242,74 +244,197 @@ pub async fn get_event(db: &impl Executor, event_id: &str) -> Result<EventRecord
 ///    expired holds, inserts the hold, writes the outbox rows and bumps the
 ///    version. The exclusion constraints stay the backstop.
 ///
-/// The write only tries the lock: a request that finds it taken waits for
-/// the holder with a *shared* lock, so when the holder commits all waiters
-/// wake at once instead of one after another; like one that finds the
-/// version moved, it then re-reads only the bookings and the key: its time
-/// now booked, it lost and answers with alternatives; otherwise it starts
-/// over from (1) (queueing for the lock after many tries).
-pub async fn create_hold(db: &mut impl Begin, req: &HoldRequest, now: Instant) -> Result<HoldRecord, StoreError> {
-    let db = &*db;
-    let params = CalendarParams::new(&req.user_id, &req.role_code, req.interval.start(), req.interval.end(), Some(req.minutes()))?;
+/// The write only tries the lock: one that finds it taken waits, in the same
+/// statement, for the holder with a *shared* lock, so when the holder
+/// commits all waiters wake at once instead of one after another. One that
+/// finds the version already moved takes no lock at all. Either way it lost,
+/// and one more flush reads the busy time (unless the key now has a hold)
+/// and the key: a concurrent retry of this very request won (its hold is
+/// the answer), or its time is now booked (`CONFLICT` with alternatives),
+/// or the change was elsewhere and it starts over from (1) (queueing for the
+/// lock after many tries).
+///
+/// [`create_hold_cached`] skips (1) when it can.
+pub async fn create_hold(db: &impl Executor, req: &HoldRequest, now: Instant) -> Result<HoldRecord, StoreError> {
+    hold(db, None, req, now).await
+}
+
+/// [`create_hold`] with a process's [`CalendarCache`]: a request whose
+/// provider's calendar this process read or wrote moments ago is checked
+/// against that and written at once, expecting the version the cache holds
+/// (one round trip). If the provider changed since, the write refuses and
+/// the request goes the way of [`create_hold`]'s losers. A request the
+/// cache refuses is answered only after one statement has read the
+/// provider's version and the key: if the version is the cache's, the cache
+/// is the provider's state exactly and its refusal (with alternatives) is
+/// the answer; otherwise the busy time is read afresh. Whatever the cache
+/// holds, the answer is the one fresh reads give.
+pub async fn create_hold_cached(
+    db: &impl Executor,
+    cache: &CalendarCache,
+    req: &HoldRequest,
+    now: Instant,
+) -> Result<HoldRecord, StoreError> {
+    hold(db, Some(cache), req, now).await
+}
+
+async fn hold(db: &impl Executor, cache: Option<&CalendarCache>, req: &HoldRequest, now: Instant) -> Result<HoldRecord, StoreError> {
+    // With a cache, read a week at once so the entry serves what follows.
+    let span = if cache.is_some() { Span::widened(req) } else { Span::exact(req) };
+    let params = CalendarParams::new(&req.user_id, &req.role_code, span.from, span.to, Some(span.duration_min))?;
+    // A reschedule hold checks its event first, which the cache cannot say.
+    let cache = cache.filter(|_| req.event_id.is_none());
+    let mut cached = cache.and_then(|c| c.get(req, now));
     for attempt in 0..MAX_ATTEMPTS {
-        let look = read_for_hold(db, req, &params, now).await?;
-        if let Some(hold) = look.existing {
-            return Ok(hold);
-        }
-        let Some(version) = look.version else {
-            // A provider nothing was ever written for has no version row to
-            // lock yet: create it (version 0, unchanged meaning), look again.
-            db.execute(ENSURE_VERSION_SQL, &[&req.user_id]).await?;
-            continue;
+        let hit = match (cache, cached.take()) {
+            (Some(cache), Some(hit)) => match holds::check_hold(req, &hit.calendar, now) {
+                Ok(()) => Some(hit),
+                // Refused by bookings the cache shows: believed only once
+                // the provider's version shows the cache current, or the
+                // bookings read now refuse it too; otherwise start over
+                // from fresh reads.
+                Err(BookingError::Conflict { .. }) => match confirm_cached(db, cache, req, hit, now).await? {
+                    Confirmed::Answer(answer) => return answer,
+                    Confirmed::Write(hit) => Some(hit),
+                    Confirmed::Stale(hit) => {
+                        let (busy, key) = read_answer(db, req, &params).await?;
+                        if let Some(hold) = answer(req, hit.calendar, &busy, &key, now)? {
+                            return Ok(hold);
+                        }
+                        cache.drop_stale(req, hit.version);
+                        None
+                    }
+                },
+                // Refused by rules the cache shows: read them afresh.
+                Err(_) => None,
+            },
+            _ => None,
         };
-        if let Some(event_id) = &req.event_id {
-            let event = event_by_id(db, event_id, false).await?;
-            if event.user_id != req.user_id {
-                return Err(not_found("event", event_id));
+        let (version, due, calendar, span) = match hit {
+            Some(hit) => (hit.version, Vec::new(), hit.calendar, hit.span),
+            None => {
+                let look = read_for_hold(db, req, &params, now).await?;
+                if let Some(hold) = look.existing {
+                    return Ok(hold);
+                }
+                let Some(version) = look.version else {
+                    // A provider nothing was ever written for has no version
+                    // row to lock yet: create it (version 0, unchanged
+                    // meaning), look again.
+                    db.execute(ENSURE_VERSION_SQL, &[&req.user_id]).await?;
+                    continue;
+                };
+                if let Some(event_id) = &req.event_id {
+                    let event = event_by_id(db, event_id, false).await?;
+                    if event.user_id != req.user_id {
+                        return Err(not_found("event", event_id));
+                    }
+                    if event.status != EventStatus::Confirmed {
+                        return Err(BookingError::Validation { field: "event_id", reason: format!("event {event_id} is cancelled") }.into());
+                    }
+                }
+                if let Some(cache) = cache {
+                    // Read after the version: as new as it, or newer (then a
+                    // write expecting it refuses).
+                    cache.put(&req.user_id, &req.role_code, Cached { version, span, calendar: look.calendar.clone() });
+                }
+                holds::check_hold(req, &look.calendar, now)?;
+                (version, look.due, look.calendar, span)
             }
-            if event.status != EventStatus::Confirmed {
-                return Err(BookingError::Validation { field: "event_id", reason: format!("event {event_id} is cancelled") }.into());
-            }
-        }
-        holds::check_hold(req, &look.calendar, now)?;
+        };
         let queue = attempt >= MAX_OPTIMISTIC_WAITS;
-        let busy = match write_hold(db, req, now, version, &look.due, queue).await? {
-            Written::Hold(hold) => {
-                tracing::info!(hold_id = %hold.hold_id, user_id = %hold.user_id, expired = look.due.len(), "hold created");
+        match write_hold(db, req, now, version, &due, queue).await? {
+            Written::Hold(hold, version) => {
+                tracing::info!(hold_id = %hold.hold_id, user_id = %hold.user_id, expired = due.len(), "hold created");
+                if let Some(cache) = cache {
+                    let expired: Vec<&str> = due.iter().map(|h| h.hold_id.as_str()).collect();
+                    let mine = hold_cache::busy(&hold.hold_id, &hold.user_id, req.interval, hold.expires_at);
+                    let calendar = hold_cache::with_hold(calendar, &expired, mine);
+                    cache.put(&req.user_id, &req.role_code, Cached { version, span, calendar });
+                }
                 return Ok(*hold);
             }
-            Written::Busy => true,
-            Written::Moved => false,
-        };
-        // Someone changed the provider meanwhile: lost, unless the change
-        // was elsewhere. Wait for a writer still at work with a shared lock
-        // (every waiter wakes at once when it commits), then re-read the
-        // bookings and, after them, the key: a hold of this very request
-        // that the bookings show is then surely found by its key.
-        let mut calendar = look.calendar;
-        let sql = lookup_sql();
-        let (wait, key, statements) =
-            tokio::try_join!(store(db.prepare(WAIT_SQL)), store(db.prepare(&sql.key)), CalendarStatements::prepare(db))?;
-        let (user, user_key) = (user_params(req), key_params(req));
-        let waited = async {
-            if busy {
-                db.query_prepared(&wait, &user).await?;
+            Written::Lost => {
+                // Someone changed the provider meanwhile: lost, unless the
+                // change was elsewhere (then start over from fresh reads).
+                if let Some(cache) = cache {
+                    cache.drop_stale(req, version);
+                    // A write of this process may have cached the change.
+                    if let Some(newer) = cache.get(req, now).filter(|c| c.version > version) {
+                        match confirm_cached(db, cache, req, newer, now).await? {
+                            Confirmed::Answer(answer) => return answer,
+                            Confirmed::Write(hit) => {
+                                cached = Some(hit);
+                                continue;
+                            }
+                            Confirmed::Stale(_) => {}
+                        }
+                    }
+                }
+                let (busy, key) = read_answer(db, req, &params).await?;
+                if let Some(hold) = answer(req, calendar, &busy, &key, now)? {
+                    return Ok(hold);
+                }
             }
-            Ok::<_, StoreError>(())
-        };
-        let ((), (), key_rows) = tokio::try_join!(
-            biased;
-            waited,
-            statements.reload_bookings(db, &params, &mut calendar),
-            store(db.query_prepared(&key, &user_key)),
-        )?;
-        if let Some(hold) = same_request(req, &key_rows)? {
-            return Ok(hold);
         }
-        holds::check_hold(req, &calendar, now)?;
     }
     // Only a provider changing without pause for every attempt gets here.
     Err(BookingError::Conflict { alternatives: Vec::new() }.into())
+}
+
+/// What [`confirm_cached`] found.
+enum Confirmed {
+    /// The answer: the hold of the key, or the cache's refusal.
+    Answer(Result<HoldRecord, StoreError>),
+    /// The cache is current and admits the request: write it.
+    Write(Cached),
+    /// The provider's version is not the cache's.
+    Stale(Cached),
+}
+
+/// Reads the provider's version and the hold of the key (one statement, one
+/// snapshot): a retry of this very request is answered with its hold; if the
+/// version is the one `hit` is as of, `hit` is the provider's state exactly,
+/// and the request is answered, or written, from it.
+async fn confirm_cached(
+    db: &impl Executor,
+    cache: &CalendarCache,
+    req: &HoldRequest,
+    hit: Cached,
+    now: Instant,
+) -> Result<Confirmed, StoreError> {
+    let rows = db.query(&lookup_sql().version_key, &key_params(req)).await?;
+    let key: Vec<Row> = rows.iter().filter(|r| r.get::<_, Option<&str>>("hold_id").is_some()).cloned().collect();
+    if let Some(hold) = same_request(req, &key).transpose() {
+        return Ok(Confirmed::Answer(hold));
+    }
+    if rows[0].get::<_, Option<i64>>("version") != Some(hit.version) {
+        return Ok(Confirmed::Stale(hit));
+    }
+    cache.put(&req.user_id, &req.role_code, hit.clone());
+    Ok(match holds::check_hold(req, &hit.calendar, now) {
+        Ok(()) => Confirmed::Write(hit),
+        Err(refused) => Confirmed::Answer(Err(refused.into())),
+    })
+}
+
+/// The answer to a request whose write lost, or whose cached calendar
+/// refused it, from the rows of [`read_answer`]: the hold of its key if a
+/// retry of the same request made one, else `CONFLICT` (with alternatives)
+/// if the busy time read now refuses it; `None`: the way is free, start over.
+fn answer(
+    req: &HoldRequest,
+    mut calendar: cal_core::ProviderCalendar,
+    busy: &[Row],
+    key: &[Row],
+    now: Instant,
+) -> Result<Option<HoldRecord>, StoreError> {
+    if let Some(hold) = same_request(req, key)? {
+        return Ok(Some(hold));
+    }
+    calendar::replace_busy(busy, &mut calendar)?;
+    holds::check_hold(req, &calendar, now)?;
+    Ok(None)
 }
 
 /// How often `create_hold` starts over because the provider changed
@@ -320,11 +445,6 @@ const MAX_ATTEMPTS: usize = 32;
 /// with the others on a shared lock); later ones queue for it.
 const MAX_OPTIMISTIC_WAITS: usize = 16;
 
-/// Waits until the holder of the provider's lock has finished: a shared lock
-/// conflicts only with the exclusive one, so all waiters wake together. In
-/// autocommit it is released as soon as it is granted.
-const WAIT_SQL: &str = "select pg_advisory_xact_lock_shared(hashtextextended('cal.provider:' || $1, 0))";
-
 /// Creates the version row of a provider that has none (version 0 means
 /// "nothing written", with or without the row).
 const ENSURE_VERSION_SQL: &str =
@@ -334,76 +454,137 @@ const ENSURE_VERSION_SQL: &str =
 struct LookupSql {
     /// The hold of `($1 user_id, $2 idempotency_key)`.
     key: String,
+    /// `$1`'s version (null: no row) on every row, with the hold of the key
+    /// (one row of nulls if none).
+    version_key: String,
     /// `$1`'s version (null: no row, never written) on every row, with
     /// `$1`'s active holds whose time ran out at `$2` (one row of nulls if
-    /// none).
+    /// none). The active holds are materialized first, so the plan does not
+    /// depend on `$2`: a connection keeps one generic plan (an index on
+    /// `expires_at` alone made every run plan afresh).
     version_due: String,
-    /// The write, trying the provider's lock; see [`write_hold`].
-    write_try: String,
-    /// The write, queueing for the provider's lock.
-    write_queue: String,
+    /// The write ([`write_sql`]), `[queue][expire]`: trying the provider's
+    /// lock or queueing for it, with expired holds to mark or none.
+    write: [[String; 2]; 2],
 }
 
-/// The write of [`write_hold`], taking the provider's lock with `lock` (a
-/// query answering `got`). Each step reads the one before it, which makes
-/// the order certain: the provider's lock (the advisory lock every booking
-/// writer of a provider takes first); the version bumped only if it is
+/// The write of [`write_hold`], taking the provider's lock with `lock` (an
+/// expression, true once held). Each step reads the one before it, which
+/// makes the order certain: the version as of the statement's start (if it
+/// is no longer `$13`, the write lost: it takes no lock, so a crowd that
+/// lost a race does not queue for it); the provider's lock (the advisory
+/// lock every booking writer of a provider takes first); the version bumped
+/// only if it is
 /// still `$13` (an UPDATE re-reads the row's newest version after any wait,
-/// and locks it against the provider's other writers); then the expired
-/// holds marked, the hold inserted, the outbox rows (the expired holds'
-/// first). An error (the exclusion constraint) undoes all of it.
-fn write_sql(lock: &str) -> String {
+/// and locks it against the provider's other writers); then, if `expire`,
+/// the expired holds `$17` marked; the hold inserted; the outbox rows (the
+/// expired holds' first, their payloads `$18`). An error (the exclusion
+/// constraint) undoes all of it. If the lock was taken, it waits for the
+/// holder to finish with a shared lock (granted to every such waiter at
+/// once), so the statements after it see its work.
+///
+/// The ids are made by the caller (`$14` the hold's, `$15` its outbox
+/// event's), so its payload `$16` is whole before the statement runs.
+fn write_sql(lock: &str, expire: bool) -> String {
+    let (marked, after_marked, expired_events, after_expired) = if expire {
+        (
+            "marked as (
+                 update cal.hold set status = 'expired', updated_at = $12
+                 where hold_id = any($17::text[]) and user_id = $1 and status = 'active' and expires_at <= $12
+                   and exists (select 1 from bumped)
+                 returning hold_id
+             ), ",
+            " where (select count(*) from marked) >= 0",
+            format!(
+                "expired_events as (
+                     insert into cal.outbox (event_type, user_id, payload)
+                     select '{HOLD_EXPIRED}', $1, p.payload
+                     from unnest($17::text[], $18::jsonb[]) with ordinality as p(hold_id, payload, n)
+                     join marked using (hold_id)
+                     where exists (select 1 from h)
+                     order by p.n
+                     returning outbox_id
+                 ), "
+            ),
+            " where (select count(*) from expired_events) >= 0",
+        )
+    } else {
+        ("", "", String::new(), "")
+    };
     format!(
-        "with advisory as (
-             {lock}
+        "with current as (
+             select exists (select 1 from cal.provider_version where user_id = $1 and version = $13) as v
+         ), advisory as (
+             select case when (select v from current) then {lock} else false end as got
          ), bumped as (
              update cal.provider_version set version = version + 1, updated_at = now()
              where user_id = $1 and version = $13 and (select got from advisory)
              returning version
-         ), marked as (
-             update cal.hold set status = 'expired', updated_at = $12
-             where hold_id = any($14::text[]) and user_id = $1 and status = 'active' and expires_at <= $12
-               and exists (select 1 from bumped)
-             returning hold_id
-         ), h as (
+         ), {marked}h as (
              insert into cal.hold (hold_id, user_id, role_code, customer_id, start_at, end_at, kind, mode,
                                    status, expires_at, event_id, idempotency_key, request_fingerprint,
                                    created_at, updated_at)
-             select 'hld_' || replace(gen_random_uuid()::text, '-', ''), $1, $2, $3, $4, $5, $6, $7,
-                    'active', $8, $9, $10, $11, $12, $12
-             from bumped where (select count(*) from marked) >= 0
+             select $14, $1, $2, $3, $4, $5, $6, $7, 'active', $8, $9, $10, $11, $12, $12
+             from bumped{after_marked}
              returning {HOLD_RECORD}
-         ), expired_events as (
-             insert into cal.outbox (event_type, user_id, payload)
-             select '{HOLD_EXPIRED}', $1, p.payload
-             from unnest($14::text[], $15::jsonb[]) with ordinality as p(hold_id, payload, n)
-             join marked using (hold_id)
-             where exists (select 1 from h)
-             order by p.n
-             returning outbox_id
-         ), created_event as (
-             insert into cal.outbox (event_type, user_id, payload)
-             select '{HOLD_CREATED}', $1, jsonb_set($16::jsonb, '{{hold_id}}', to_jsonb(h.hold_id))
-             from h where (select count(*) from expired_events) >= 0
+         ), {expired_events}created_event as (
+             insert into cal.outbox (event_id, event_type, user_id, payload)
+             select $15::text::uuid, '{HOLD_CREATED}', $1, $16::jsonb
+             from h{after_expired}
          )
-         select (select got from advisory) as got, (select version from bumped) as new_version, h.*
+         select (select got from advisory) as got, (select version from bumped) as new_version,
+                case when (select got from advisory) or not (select v from current) then false
+                     else (select true from pg_advisory_xact_lock_shared(hashtextextended('cal.provider:' || $1, 0)))
+                end as waited,
+                h.*
          from (select 1) as one left join h on true"
     )
+}
+
+/// A random version-4 UUID, as 128 bits.
+fn uuid_v4() -> u128 {
+    use rand::Rng;
+    let r: u128 = rand::rng().random();
+    (r & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62)
+}
+
+/// `{prefix}` and a random UUID's 32 hex digits, as the database's ids are.
+fn new_id(prefix: &str) -> String {
+    format!("{prefix}{:032x}", uuid_v4())
+}
+
+/// A random UUID in its hyphenated form.
+fn new_uuid() -> String {
+    let h = format!("{:032x}", uuid_v4());
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }
 
 fn lookup_sql() -> &'static LookupSql {
     static SQL: std::sync::OnceLock<LookupSql> = std::sync::OnceLock::new();
     SQL.get_or_init(|| LookupSql {
         key: format!("select {HOLD_RECORD} from cal.hold where user_id = $1 and idempotency_key = $2"),
-        version_due: format!(
-            "select (select version from cal.provider_version where user_id = $1) as version, due.*
+        version_key: format!(
+            "select (select version from cal.provider_version where user_id = $1) as version, k.*
              from (select 1) as one left join (
-                 select {HOLD_RECORD} from cal.hold where user_id = $1 and status = 'active' and expires_at <= $2
-             ) as due on true
+                 select {HOLD_RECORD} from cal.hold where user_id = $1 and idempotency_key = $2
+             ) as k on true"
+        ),
+        version_due: format!(
+            "with active as materialized (
+                 select {HOLD_RECORD} from cal.hold where user_id = $1 and status = 'active'
+             )
+             select (select version from cal.provider_version where user_id = $1) as version, due.*
+             from (select 1) as one left join (select * from active where expires_at <= $2) as due on true
              order by due.expires_at, due.hold_id"
         ),
-        write_try: write_sql("select pg_try_advisory_xact_lock(hashtextextended('cal.provider:' || $1, 0)) as got"),
-        write_queue: write_sql("select true as got from pg_advisory_xact_lock(hashtextextended('cal.provider:' || $1, 0))"),
+        write: [false, true].map(|queue| {
+            let lock = if queue {
+                "(select true from pg_advisory_xact_lock(hashtextextended('cal.provider:' || $1, 0)))"
+            } else {
+                "pg_try_advisory_xact_lock(hashtextextended('cal.provider:' || $1, 0))"
+            };
+            [false, true].map(|expire| write_sql(lock, expire))
+        }),
     })
 }
 
@@ -459,11 +640,6 @@ async fn read_for_hold(
     })
 }
 
-/// `$1 user_id`.
-fn user_params(req: &HoldRequest) -> [&(dyn ToSql + Sync); 1] {
-    [&req.user_id]
-}
-
 /// `$1 user_id, $2 idempotency_key`.
 fn key_params(req: &HoldRequest) -> [&(dyn ToSql + Sync); 2] {
     [&req.user_id, &req.idempotency_key]
@@ -472,7 +648,10 @@ fn key_params(req: &HoldRequest) -> [&(dyn ToSql + Sync); 2] {
 /// The write of a checked request, one statement: under the provider's lock
 /// (tried, or queued for when `queue`), if its version is still `version`,
 /// marks the `due` holds expired (with their outbox rows), inserts the hold
-/// with its outbox row and bumps the version.
+/// with its outbox row and bumps the version; if the lock was taken, it
+/// waits for its holder. A write that lost reads, in one more flush, what
+/// its answer needs: the busy time over `params` (unless the key now has a
+/// hold) and the hold of the key.
 async fn write_hold(
     db: &impl Executor,
     req: &HoldRequest,
@@ -482,7 +661,7 @@ async fn write_hold(
     queue: bool,
 ) -> Result<Written, StoreError> {
     let created = HoldRecord {
-        hold_id: String::new(), // filled in by the database
+        hold_id: new_id("hld_"),
         user_id: req.user_id.clone(),
         role_code: req.role_code.clone(),
         customer_id: req.customer_id.clone(),
@@ -503,8 +682,8 @@ async fn write_hold(
     let due_ids: Vec<&str> = due.iter().map(|h| h.hold_id.as_str()).collect();
     let due_payloads: Vec<serde_json::Value> =
         due.iter().map(|h| HoldRecord { status: HoldStatus::Expired, ..h.clone() }.payload()).collect();
-    let payload = created.payload();
-    let params: [&(dyn ToSql + Sync); 16] = [
+    let (payload, event_id) = (created.payload(), new_uuid());
+    let all: [&(dyn ToSql + Sync); 18] = [
         &req.user_id,
         &req.role_code,
         &req.customer_id,
@@ -518,31 +697,59 @@ async fn write_hold(
         &created.request_fingerprint,
         &now_at,
         &version,
+        &created.hold_id,
+        &event_id,
+        &payload,
         &due_ids,
         &due_payloads,
-        &payload,
     ];
-    let sql = lookup_sql();
-    let write = if queue { &sql.write_queue } else { &sql.write_try };
-    let rows = db.query(write, &params).await.map_err(|e| conflict_on_overlap(e.into()))?;
-    let row = &rows[0];
-    if !row.try_get::<_, bool>("got")? {
-        return Ok(Written::Busy);
+    let expire = !due.is_empty();
+    let write = &lookup_sql().write[usize::from(queue)][usize::from(expire)];
+    let written = match db.query(write, if expire { &all } else { &all[..16] }).await {
+        Ok(rows) => match rows[0].try_get::<_, Option<i64>>("new_version")? {
+            Some(version) => return Ok(Written::Hold(Box::new(HoldRecord::from_row(&rows[0])?), version)),
+            None => Ok(()),
+        },
+        Err(e) => Err(StoreError::from(e)),
+    };
+    // Lost: someone changed the provider first (and has finished: the write
+    // waited). The key, then the busy time, will say who. The constraints
+    // fire only for a retry of this request, or a writer that bypassed the
+    // lock.
+    if let Err(e) = written {
+        if !["hold_no_overlap_ex", "hold_idempotency_uq"].iter().any(|c| e.violates(c)) {
+            return Err(e);
+        }
     }
-    if row.try_get::<_, Option<i64>>("new_version")?.is_none() {
-        return Ok(Written::Moved);
-    }
-    HoldRecord::from_row(row).map(|h| Written::Hold(Box::new(h)))
+    Ok(Written::Lost)
+}
+
+/// What [`answer`] reads, in one flush: the busy time over `params` (none if
+/// the key has a hold by then), then the hold of the key (so a hold of this
+/// very request that the busy time shows is surely found by its key).
+async fn read_answer(
+    db: &impl Executor,
+    req: &HoldRequest,
+    params: &CalendarParams<'_>,
+) -> Result<(Vec<Row>, Vec<Row>), StoreError> {
+    let (busy, key) =
+        tokio::try_join!(store(db.prepare(calendar::BUSY_UNLESS_KEY_SQL)), store(db.prepare(&lookup_sql().key)))?;
+    let (busy_params, key_params) = (params.with_key(&req.idempotency_key), key_params(req));
+    tokio::try_join!(
+        biased;
+        store(db.query_prepared(&busy, &busy_params)),
+        store(db.query_prepared(&key, &key_params)),
+    )
 }
 
 /// What [`write_hold`] did.
 enum Written {
-    /// Wrote the hold.
-    Hold(Box<HoldRecord>),
-    /// Another writer of the provider holds its lock: nothing written.
-    Busy,
-    /// The provider's version moved since the read: nothing written.
-    Moved,
+    /// Wrote the hold; the provider's version is now the number.
+    Hold(Box<HoldRecord>, i64),
+    /// Wrote nothing: another writer of the provider held its lock (this
+    /// write waited for it to finish) or had changed the provider since the
+    /// read.
+    Lost,
 }
 
 /// A database future with the store's error.

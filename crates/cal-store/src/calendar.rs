@@ -26,16 +26,61 @@ use crate::rows::{self, EXCEPTION_COLUMNS, RULE_COLUMNS};
 /// (`cal_core::feasibility`'s horizon). Two more days on each side cover
 /// exceptions, whose dates are local (UTC−12 … UTC+14) and whose windows may
 /// run overnight into the next day.
+///
+/// A `guard` (a `where` clause, or `""`) can leave `bounds` empty, and with
+/// it every statement built on it.
 macro_rules! bounds_cte {
-    () => {
-        "with bounds as (
+    ($guard:literal) => {
+        concat!(
+            "with bounds as (
             select $3::timestamptz - interval '2 days' as lo,
                    $4::timestamptz + interval '2 days' + make_interval(mins => greatest($5::int, 60,
                        coalesce((select max(r.min_duration_min) from cal.weekly_rule r
                                  where r.user_id = $1::text and r.role_code = $2::text and r.active), 0))) as hi
+            ",
+            $guard,
+            "
          ) "
+        )
     };
 }
+
+/// Everything busy in one statement after `bounds` (one round of executor
+/// work): each row is an event (`e`), a hold (`h`) or an imported busy
+/// interval (`x`), with the columns `rows::event`, `rows::hold` and
+/// `rows::external_busy` read (the others null). The overlap tests use the
+/// same expression as the exclusion constraints, so the planner can answer
+/// them from those GiST indexes.
+macro_rules! busy_rows {
+    () => {
+        "select 'e' as kind, event_id, null as hold_id, null as id, user_id, start_at, end_at,
+                null::timestamptz as expires_at, status
+         from cal.event, bounds
+         where user_id = $1::text and status = 'confirmed'
+           and tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)')
+         union all
+         select 'h', null, hold_id, null, user_id, start_at, end_at, expires_at, status
+         from cal.hold, bounds
+         where user_id = $1::text and status = 'active'
+           and tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)')
+         union all
+         select 'x', null, null, source_id || '/' || uid || '/' || recurrence_id, user_id, start_at, end_at, null, null
+         from cal.external_event, bounds
+         where user_id = $1::text
+           and tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)')
+         order by kind, start_at, end_at, event_id, hold_id, id"
+    };
+}
+
+/// The busy rows of [`CalendarSql::busy`], unless the provider `$1` already
+/// has a hold with the idempotency key `$6` (then no rows): what a hold
+/// request that lost needs, and nothing if it won.
+pub(crate) const BUSY_UNLESS_KEY_SQL: &str = concat!(
+    bounds_cte!(
+        "where not exists (select 1 from cal.hold k where k.user_id = $1::text and k.idempotency_key = $6::text)"
+    ),
+    busy_rows!()
+);
 
 /// The three statements of a calendar load, built once per process.
 struct CalendarSql {
@@ -50,7 +95,7 @@ fn calendar_sql() -> &'static CalendarSql {
         rules: format!("select {RULE_COLUMNS} from cal.weekly_rule where user_id = $1 and role_code = $2 order by rule_id"),
         exceptions: format!(
             concat!(
-                bounds_cte!(),
+                bounds_cte!(""),
                 "select {} from cal.exception, bounds
                  where user_id = $1::text
                    and date_local between (lo at time zone 'UTC')::date and (hi at time zone 'UTC')::date
@@ -58,32 +103,7 @@ fn calendar_sql() -> &'static CalendarSql {
             ),
             EXCEPTION_COLUMNS
         ),
-        // Everything busy in one statement (one `bounds`, one round of
-        // executor work): each row is an event (`e`), a hold (`h`) or an
-        // imported busy interval (`x`), with the columns `rows::event`,
-        // `rows::hold` and `rows::external_busy` read (the others null).
-        // The overlap tests use the same expression as the exclusion
-        // constraints, so the planner can answer them from those GiST indexes.
-        busy: concat!(
-            bounds_cte!(),
-            "select 'e' as kind, event_id, null as hold_id, null as id, user_id, start_at, end_at,
-                    null::timestamptz as expires_at, status
-             from cal.event, bounds
-             where user_id = $1::text and status = 'confirmed'
-               and tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)')
-             union all
-             select 'h', null, hold_id, null, user_id, start_at, end_at, expires_at, status
-             from cal.hold, bounds
-             where user_id = $1::text and status = 'active'
-               and tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)')
-             union all
-             select 'x', null, null, source_id || '/' || uid || '/' || recurrence_id, user_id, start_at, end_at, null, null
-             from cal.external_event, bounds
-             where user_id = $1::text
-               and tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)')
-             order by kind, start_at, end_at, event_id, hold_id, id"
-        )
-        .to_owned(),
+        busy: concat!(bounds_cte!(""), busy_rows!()).to_owned(),
     })
 }
 
@@ -114,6 +134,11 @@ impl<'a> CalendarParams<'a> {
 
     fn all(&self) -> [&(dyn ToSql + Sync); 5] {
         [&self.user_id, &self.role_code, &self.from, &self.to, &self.duration]
+    }
+
+    /// These and `$6 idempotency_key`, for [`BUSY_UNLESS_KEY_SQL`].
+    pub(crate) fn with_key<'k>(&'k self, key: &'k String) -> [&'k (dyn ToSql + Sync); 6] {
+        [&self.user_id, &self.role_code, &self.from, &self.to, &self.duration, key]
     }
 }
 
@@ -149,34 +174,27 @@ impl CalendarStatements {
             exceptions: exceptions.iter().map(|r| rows::exception(r).map(|s| s.exception)).collect::<Result<_, _>>()?,
             ..ProviderCalendar::default()
         };
-        read_busy(&busy, &mut calendar, true)?;
+        read_busy(&busy, &mut calendar)?;
         Ok(calendar)
-    }
-
-    /// Re-reads only the bookings (events and holds) of a loaded calendar:
-    /// what a concurrent booking can have changed.
-    pub(crate) async fn reload_bookings(
-        &self,
-        db: &impl Executor,
-        p: &CalendarParams<'_>,
-        calendar: &mut ProviderCalendar,
-    ) -> Result<(), StoreError> {
-        let busy = db.query_prepared(&self.busy, &p.all()).await?;
-        calendar.events.clear();
-        calendar.holds.clear();
-        read_busy(&busy, calendar, false)
     }
 }
 
-/// Sorts the rows of [`CalendarSql::busy`] into the calendar (imported busy
-/// time only if `external`).
-fn read_busy(rows: &[Row], calendar: &mut ProviderCalendar, external: bool) -> Result<(), StoreError> {
+/// Replaces the busy time of a loaded calendar (events, holds and imported
+/// busy time) with the rows of [`BUSY_UNLESS_KEY_SQL`] or [`CalendarSql::busy`].
+pub(crate) fn replace_busy(rows: &[Row], calendar: &mut ProviderCalendar) -> Result<(), StoreError> {
+    calendar.events.clear();
+    calendar.holds.clear();
+    calendar.external_busy.clear();
+    read_busy(rows, calendar)
+}
+
+/// Sorts the rows of [`CalendarSql::busy`] into the calendar.
+fn read_busy(rows: &[Row], calendar: &mut ProviderCalendar) -> Result<(), StoreError> {
     for row in rows {
         match row.try_get::<_, &str>("kind")? {
             "e" => calendar.events.push(rows::event(row)?),
             "h" => calendar.holds.push(rows::hold(row)?),
-            _ if external => calendar.external_busy.push(rows::external_busy(row)?),
-            _ => {}
+            _ => calendar.external_busy.push(rows::external_busy(row)?),
         }
     }
     Ok(())

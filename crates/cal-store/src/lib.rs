@@ -27,6 +27,7 @@ pub mod db;
 pub mod demo;
 pub mod error;
 pub mod feeds;
+pub mod hold_cache;
 pub mod migrate;
 pub mod outbox;
 pub mod poll;
@@ -39,11 +40,12 @@ pub mod tls;
 pub mod testing;
 
 pub use booking::{
-    EventRecord, HoldRecord, OrderEvent, accept_request, apply_order_event, cancel_event, confirm_hold, create_hold,
+    EventRecord, HoldRecord, OrderEvent, accept_request, apply_order_event, cancel_event, confirm_hold, create_hold, create_hold_cached,
     decline_request, get_event, get_hold, hold_for_key, holds_created_since, release_hold, reschedule_candidates, reschedule_event,
     sweep_expired_holds,
 };
 pub use calendar::{common_slots, load_calendar, slots};
+pub use hold_cache::CalendarCache;
 pub use db::{Begin, Executor, Tx, connect, pool_from_config, pool_from_env, pool_from_url};
 pub use demo::{DemoSummary, seed_demo};
 pub use error::{ConfigProblem, ConstraintKind, RowProblem, StoreError, ValidationProblem};

@@ -13,6 +13,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config, NoTls, Row, Statement};
 
 use crate::db::Executor;
+use cal_core::holds::{HoldKind, HoldMode, HoldRequest, HoldRequestInput};
+use cal_core::time::Instant;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -181,4 +183,23 @@ impl<E: Executor> Executor for Counting<'_, E> {
         self.statements.fetch_add(1, Ordering::SeqCst);
         self.inner.batch_execute(sql)
     }
+}
+
+/// A checkout hold request (Instant Book, default TTL, customer `cust`) for
+/// `user_id`'s `role_code` over `[start, end)`, with `key`.
+pub fn checkout(user_id: &str, role_code: &str, start: Instant, end: Instant, key: &str) -> HoldRequest {
+    HoldRequest::new(HoldRequestInput {
+        user_id: user_id.into(),
+        role_code: role_code.into(),
+        customer_id: Some("cust".into()),
+        start,
+        end,
+        kind: Some(HoldKind::Checkout),
+        mode: Some(HoldMode::Instant),
+        event_id: None,
+        ttl_min: None,
+        step_min: None,
+        idempotency_key: key.into(),
+    })
+    .expect("a valid checkout request")
 }

@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
-use cal_core::holds::{HoldKind, HoldMode, HoldRequest, HoldRequestInput};
+use cal_core::holds::{HoldKind, HoldMode, HoldRequest};
 use cal_core::{BookingError, ErrorType, EventStatus, HoldStatus, Instant};
 use cal_store::{OrderEvent, StoreError};
 use common::{TestDb, at, rule};
@@ -22,20 +22,7 @@ async fn provider(db: &mut TestDb) {
 }
 
 fn request(start: &str, end: &str, key: &str) -> HoldRequest {
-    HoldRequest::new(HoldRequestInput {
-        user_id: P.into(),
-        role_code: ROLE.into(),
-        customer_id: Some("cust".into()),
-        start: at(start),
-        end: at(end),
-        kind: Some(HoldKind::Checkout),
-        mode: Some(HoldMode::Instant),
-        event_id: None,
-        ttl_min: None,
-        step_min: None,
-        idempotency_key: key.into(),
-    })
-    .unwrap()
+    cal_store::testing::checkout(P, ROLE, at(start), at(end), key)
 }
 
 fn booking_error(e: StoreError) -> BookingError {
@@ -81,8 +68,7 @@ async fn a_hundred_concurrent_requests_for_overlapping_slots_have_exactly_one_wi
         let end = start.plus_minutes(90);
         let req = request(&start.rfc3339(), &end.rfc3339(), &format!("key-{i}"));
         tasks.push(tokio::spawn(async move {
-            let mut conn = conn;
-            cal_store::create_hold(&mut conn, &req, now).await
+            cal_store::create_hold(&conn, &req, now).await
         }));
     }
     let mut won = 0;
@@ -114,8 +100,7 @@ async fn retries_with_one_key_from_many_tasks_create_one_hold() {
         let conn = db.connect().await;
         let req = req.clone();
         tasks.push(tokio::spawn(async move {
-            let mut conn = conn;
-            cal_store::create_hold(&mut conn, &req, now).await.unwrap().hold_id
+            cal_store::create_hold(&conn, &req, now).await.unwrap().hold_id
         }));
     }
     let mut ids = Vec::new();
@@ -128,7 +113,7 @@ async fn retries_with_one_key_from_many_tasks_create_one_hold() {
 
     // The same key for another request is refused and stores nothing.
     let other = request("2026-03-02T12:00:00Z", "2026-03-02T13:00:00Z", "retry-key");
-    let err = booking_error(cal_store::create_hold(&mut db.client, &other, now).await.unwrap_err());
+    let err = booking_error(cal_store::create_hold(&db.client, &other, now).await.unwrap_err());
     assert_eq!(err.error_type(), ErrorType::IdempotencyMismatch);
     assert_eq!(db.count("select count(*) from cal.hold").await, 1);
 }
@@ -138,16 +123,16 @@ async fn an_expired_hold_is_free_before_any_sweep_and_is_never_resurrected() {
     let mut db = TestDb::new().await;
     provider(&mut db).await;
     let now = at(NOW);
-    let first = cal_store::create_hold(&mut db.client, &request("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z", "a"), now)
+    let first = cal_store::create_hold(&db.client, &request("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z", "a"), now)
         .await
         .unwrap();
     assert_eq!(first.expires_at, now.plus_minutes(10));
 
     // Nine minutes later the slot is taken; ten minutes later it is free.
     let b = request("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z", "b");
-    let err = booking_error(cal_store::create_hold(&mut db.client, &b, now.plus_minutes(9)).await.unwrap_err());
+    let err = booking_error(cal_store::create_hold(&db.client, &b, now.plus_minutes(9)).await.unwrap_err());
     assert_eq!(err.error_type(), ErrorType::Conflict);
-    let second = cal_store::create_hold(&mut db.client, &b, now.plus_minutes(10)).await.unwrap();
+    let second = cal_store::create_hold(&db.client, &b, now.plus_minutes(10)).await.unwrap();
     assert_ne!(second.hold_id, first.hold_id);
 
     // The first hold was marked expired in that transaction, with its event.
@@ -155,7 +140,7 @@ async fn an_expired_hold_is_free_before_any_sweep_and_is_never_resurrected() {
     assert_eq!(first_now.status, HoldStatus::Expired);
     assert_eq!(outbox_types(&db.client).await[1..], ["cal.hold.created", "cal.hold.expired", "cal.hold.created"]);
     // Each outbox row carries the hold as stored (the created payload is
-    // built before the insert; the database fills in its id).
+    // built before the insert, with the id the store made for it).
     let payloads: Vec<serde_json::Value> = db
         .client
         .query("select payload from cal.outbox where event_type like 'cal.hold.%' order by outbox_id", &[])
@@ -168,7 +153,7 @@ async fn an_expired_hold_is_free_before_any_sweep_and_is_never_resurrected() {
     assert_eq!(payloads, [json(&first), json(&first_now), json(&second)]);
 
     // A retry of the first request returns the expired hold, not a new one.
-    let retry = cal_store::create_hold(&mut db.client, &request("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z", "a"), now.plus_minutes(11))
+    let retry = cal_store::create_hold(&db.client, &request("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z", "a"), now.plus_minutes(11))
         .await
         .unwrap();
     assert_eq!((retry.hold_id.as_str(), retry.status), (first.hold_id.as_str(), HoldStatus::Expired));
@@ -180,7 +165,7 @@ async fn converting_an_expired_or_released_hold_fails_and_stores_nothing() {
     let mut db = TestDb::new().await;
     provider(&mut db).await;
     let now = at(NOW);
-    let hold = cal_store::create_hold(&mut db.client, &request("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z", "a"), now)
+    let hold = cal_store::create_hold(&db.client, &request("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z", "a"), now)
         .await
         .unwrap();
     let outbox_before = db.count("select count(*) from cal.outbox").await;
@@ -190,7 +175,7 @@ async fn converting_an_expired_or_released_hold_fails_and_stores_nothing() {
     assert_eq!(db.count("select count(*) from cal.outbox").await, outbox_before);
     assert_eq!(cal_store::get_hold(&db.client, &hold.hold_id).await.unwrap().status, HoldStatus::Active, "unchanged");
 
-    let other = cal_store::create_hold(&mut db.client, &request("2026-03-02T12:00:00Z", "2026-03-02T13:00:00Z", "b"), now)
+    let other = cal_store::create_hold(&db.client, &request("2026-03-02T12:00:00Z", "2026-03-02T13:00:00Z", "b"), now)
         .await
         .unwrap();
     cal_store::release_hold(&mut db.client, &other.hold_id, now).await.unwrap();
@@ -204,7 +189,7 @@ async fn instant_book_converts_once_and_the_slot_is_gone() {
     let mut db = TestDb::new().await;
     provider(&mut db).await;
     let now = at(NOW);
-    let hold = cal_store::create_hold(&mut db.client, &request("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z", "a"), now)
+    let hold = cal_store::create_hold(&db.client, &request("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z", "a"), now)
         .await
         .unwrap();
     let event = cal_store::confirm_hold(&mut db.client, &hold.hold_id, now.plus_minutes(1)).await.unwrap();
@@ -218,7 +203,7 @@ async fn instant_book_converts_once_and_the_slot_is_gone() {
     assert_eq!(db.count("select count(*) from cal.event").await, 1);
     // Long after the hold's TTL, the booked time stays busy.
     let late = request("2026-03-02T10:30:00Z", "2026-03-02T11:30:00Z", "late");
-    let err = booking_error(cal_store::create_hold(&mut db.client, &late, now.plus_minutes(60)).await.unwrap_err());
+    let err = booking_error(cal_store::create_hold(&db.client, &late, now.plus_minutes(60)).await.unwrap_err());
     assert_eq!(err.error_type(), ErrorType::Conflict);
     assert_eq!(outbox_types(&db.client).await[1..], ["cal.hold.created", "cal.event.confirmed"]);
 }
@@ -231,7 +216,7 @@ async fn request_to_book_accept_and_decline() {
     let mut r = request("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z", "req-1");
     r.mode = HoldMode::Request;
     r.ttl_min = 24 * 60;
-    let accepted = cal_store::create_hold(&mut db.client, &r, now).await.unwrap();
+    let accepted = cal_store::create_hold(&db.client, &r, now).await.unwrap();
     // Still held twenty hours later; accepted into an event.
     let event = cal_store::accept_request(&mut db.client, &accepted.hold_id, now.plus_minutes(20 * 60)).await.unwrap();
     assert_eq!(event.status, EventStatus::Confirmed);
@@ -239,14 +224,14 @@ async fn request_to_book_accept_and_decline() {
     let mut r = request("2026-03-02T12:00:00Z", "2026-03-02T13:00:00Z", "req-2");
     r.mode = HoldMode::Request;
     r.ttl_min = 24 * 60;
-    let declined = cal_store::create_hold(&mut db.client, &r, now).await.unwrap();
+    let declined = cal_store::create_hold(&db.client, &r, now).await.unwrap();
     let released = cal_store::decline_request(&mut db.client, &declined.hold_id, now).await.unwrap();
     assert_eq!(released.status, HoldStatus::Released);
     // Declining again changes nothing; the time is free for someone else.
     cal_store::decline_request(&mut db.client, &declined.hold_id, now).await.unwrap();
-    cal_store::create_hold(&mut db.client, &request("2026-03-02T12:00:00Z", "2026-03-02T13:00:00Z", "c"), now).await.unwrap();
+    cal_store::create_hold(&db.client, &request("2026-03-02T12:00:00Z", "2026-03-02T13:00:00Z", "c"), now).await.unwrap();
     // An instant hold is not a request.
-    let instant = cal_store::create_hold(&mut db.client, &request("2026-03-02T14:00:00Z", "2026-03-02T15:00:00Z", "d"), now).await.unwrap();
+    let instant = cal_store::create_hold(&db.client, &request("2026-03-02T14:00:00Z", "2026-03-02T15:00:00Z", "d"), now).await.unwrap();
     let err = booking_error(cal_store::accept_request(&mut db.client, &instant.hold_id, now).await.unwrap_err());
     assert_eq!(err.error_type(), ErrorType::Validation);
     assert_eq!(
@@ -260,14 +245,14 @@ async fn reschedule_keeps_the_uid_bumps_the_sequence_and_frees_the_old_time_then
     let mut db = TestDb::new().await;
     provider(&mut db).await;
     let now = at(NOW);
-    let hold = cal_store::create_hold(&mut db.client, &request("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z", "a"), now).await.unwrap();
+    let hold = cal_store::create_hold(&db.client, &request("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z", "a"), now).await.unwrap();
     let event = cal_store::confirm_hold(&mut db.client, &hold.hold_id, now).await.unwrap();
 
     // Move it half an hour later: it overlaps its own current time, which is fine.
     let mut r = request("2026-03-02T10:30:00Z", "2026-03-02T11:30:00Z", "move-1");
     r.kind = HoldKind::Reschedule;
     r.event_id = Some(event.event_id.clone());
-    let move_hold = cal_store::create_hold(&mut db.client, &r, now).await.unwrap();
+    let move_hold = cal_store::create_hold(&db.client, &r, now).await.unwrap();
     let moved = cal_store::apply_order_event(
         &mut db.client,
         &OrderEvent::Rescheduled { event_id: event.event_id.clone(), hold_id: move_hold.hold_id.clone() },
@@ -281,7 +266,7 @@ async fn reschedule_keeps_the_uid_bumps_the_sequence_and_frees_the_old_time_then
     let again = cal_store::reschedule_event(&mut db.client, &event.event_id, &move_hold.hold_id, now).await.unwrap();
     assert_eq!(again.sequence, 1);
     // 10:00–10:30 is free again.
-    cal_store::create_hold(&mut db.client, &{
+    cal_store::create_hold(&db.client, &{
         let mut r = request("2026-03-02T09:30:00Z", "2026-03-02T10:30:00Z", "b");
         r.ttl_min = 60;
         r
@@ -293,7 +278,7 @@ async fn reschedule_keeps_the_uid_bumps_the_sequence_and_frees_the_old_time_then
     assert_eq!((cancelled.status, cancelled.sequence), (EventStatus::Cancelled, 2));
     let again = cal_store::apply_order_event(&mut db.client, &OrderEvent::Cancelled { event_id: event.event_id.clone() }, now).await.unwrap();
     assert_eq!(again.sequence, 2, "a redelivered cancel changes nothing");
-    cal_store::create_hold(&mut db.client, &request("2026-03-02T10:30:00Z", "2026-03-02T11:30:00Z", "c"), now).await.unwrap();
+    cal_store::create_hold(&db.client, &request("2026-03-02T10:30:00Z", "2026-03-02T11:30:00Z", "c"), now).await.unwrap();
     assert_eq!(
         outbox_types(&db.client).await[1..],
         [
@@ -319,7 +304,7 @@ async fn mixed_concurrent_holds_conversions_reschedules_and_cancels_never_overla
     for h in 0..10 {
         let start = at("2026-03-02T08:00:00Z").plus_minutes(60 * h);
         let req = request(&start.rfc3339(), &start.plus_minutes(60).rfc3339(), &format!("seed-{h}"));
-        let hold = cal_store::create_hold(&mut db.client, &req, now).await.unwrap();
+        let hold = cal_store::create_hold(&db.client, &req, now).await.unwrap();
         events.push(cal_store::confirm_hold(&mut db.client, &hold.hold_id, now).await.unwrap().event_id);
     }
     let events = Arc::new(events);
@@ -334,18 +319,18 @@ async fn mixed_concurrent_holds_conversions_reschedules_and_cancels_never_overla
             let result: Result<(), StoreError> = async {
                 match i % 4 {
                     0 => {
-                        let h = cal_store::create_hold(&mut conn, &request(&start.rfc3339(), &end.rfc3339(), &format!("k{i}")), now).await?;
+                        let h = cal_store::create_hold(&conn, &request(&start.rfc3339(), &end.rfc3339(), &format!("k{i}")), now).await?;
                         cal_store::confirm_hold(&mut conn, &h.hold_id, now).await.map(|_| ())
                     }
                     1 => {
                         let mut r = request(&start.rfc3339(), &end.rfc3339(), &format!("m{i}"));
                         r.kind = HoldKind::Reschedule;
                         r.event_id = Some(event_id.clone());
-                        let h = cal_store::create_hold(&mut conn, &r, now).await?;
+                        let h = cal_store::create_hold(&conn, &r, now).await?;
                         cal_store::reschedule_event(&mut conn, event_id, &h.hold_id, now).await.map(|_| ())
                     }
                     2 => cal_store::cancel_event(&mut conn, event_id, now).await.map(|_| ()),
-                    _ => cal_store::create_hold(&mut conn, &request(&start.rfc3339(), &end.rfc3339(), &format!("h{i}")), now).await.map(|_| ()),
+                    _ => cal_store::create_hold(&conn, &request(&start.rfc3339(), &end.rfc3339(), &format!("h{i}")), now).await.map(|_| ()),
                 }
             }
             .await;
@@ -378,10 +363,10 @@ async fn admin_holds_skip_rules_but_not_bookings() {
     let mut admin = request("2026-03-01T20:00:00Z", "2026-03-01T21:15:00Z", "adm");
     admin.kind = HoldKind::Admin;
     // Sunday evening, inside the lead time, outside every rule: fine for an admin.
-    let h = cal_store::create_hold(&mut db.client, &admin, now).await.unwrap();
+    let h = cal_store::create_hold(&db.client, &admin, now).await.unwrap();
     let mut over = request("2026-03-01T21:00:00Z", "2026-03-01T22:00:00Z", "adm2");
     over.kind = HoldKind::Admin;
-    let err = booking_error(cal_store::create_hold(&mut db.client, &over, now).await.unwrap_err());
+    let err = booking_error(cal_store::create_hold(&db.client, &over, now).await.unwrap_err());
     assert_eq!(err.error_type(), ErrorType::Conflict);
     cal_store::confirm_hold(&mut db.client, &h.hold_id, now).await.unwrap();
     assert_eq!(overlaps(&db.client, now).await, 0);
@@ -394,7 +379,7 @@ async fn the_sweeper_marks_each_expired_hold_once_even_when_run_twice_at_once() 
     let now = at(NOW);
     for i in 0..25 {
         let start = at("2026-03-02T00:00:00Z").plus_minutes(60 * i);
-        cal_store::create_hold(&mut db.client, &request(&start.rfc3339(), &start.plus_minutes(60).rfc3339(), &format!("k{i}")), now)
+        cal_store::create_hold(&db.client, &request(&start.rfc3339(), &start.plus_minutes(60).rfc3339(), &format!("k{i}")), now)
             .await
             .unwrap();
     }
@@ -435,9 +420,9 @@ async fn a_rule_change_committed_while_a_hold_waits_is_seen_by_its_write() {
     let mut tx = other.transaction().await.unwrap();
     cal_store::delete_rule(&mut tx, P, "wr_all").await.unwrap();
 
-    let mut client = db.connect().await;
+    let client = db.connect().await;
     let task = tokio::spawn(async move {
-        cal_store::create_hold(&mut client, &request("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z", "k"), at(NOW)).await
+        cal_store::create_hold(&client, &request("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z", "k"), at(NOW)).await
     });
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(!task.is_finished(), "the write waits for the provider's writer");
@@ -455,9 +440,149 @@ async fn a_provider_without_a_version_row_gets_one() {
     let mut db = TestDb::new().await;
     provider(&mut db).await;
     db.client.batch_execute("delete from cal.provider_version").await.unwrap();
-    let hold = cal_store::create_hold(&mut db.client, &request("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z", "k"), at(NOW))
+    let hold = cal_store::create_hold(&db.client, &request("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z", "k"), at(NOW))
         .await
         .unwrap();
     assert_eq!(hold.status, HoldStatus::Active);
     assert_eq!(cal_store::outbox::version(&db.client, P).await.unwrap(), 1);
+}
+
+// ---- create_hold_cached: a process's calendar cache --------------------
+
+fn conflict_alternatives(result: Result<cal_store::HoldRecord, StoreError>) -> Vec<cal_core::Slot> {
+    match booking_error(result.unwrap_err()) {
+        BookingError::Conflict { alternatives } => alternatives,
+        other => panic!("expected CONFLICT, got {other:?}"),
+    }
+}
+
+/// After one hold has read the provider's calendar, the next hold on it is
+/// one statement (the write), and stores what an uncached hold stores.
+#[tokio::test]
+async fn a_provider_booked_a_moment_ago_is_booked_in_one_statement() {
+    let mut db = TestDb::new().await;
+    provider(&mut db).await;
+    let (now, cache) = (at(NOW), cal_store::CalendarCache::default());
+    let counting = cal_store::testing::Counting::new(&db.client);
+    let first = request("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z", "a");
+    cal_store::create_hold_cached(&counting, &cache, &first, now).await.unwrap();
+    assert_eq!(counting.take(), 6, "a first hold reads (five statements), then writes");
+    assert_eq!(cache.len(), 1);
+
+    let second = request("2026-03-04T10:00:00Z", "2026-03-04T11:00:00Z", "b");
+    let hold = cal_store::create_hold_cached(&counting, &cache, &second, now).await.unwrap();
+    assert_eq!(counting.take(), 1, "the next is the write alone");
+    assert_eq!(cal_store::get_hold(&db.client, &hold.hold_id).await.unwrap(), hold);
+    assert_eq!(cal_store::outbox::version(&db.client, P).await.unwrap(), 3, "rule, then two holds");
+
+    // A request the cache refuses is answered after one statement shows the
+    // cache current: the same alternatives as from fresh reads.
+    let taken = request("2026-03-04T10:30:00Z", "2026-03-04T11:30:00Z", "c");
+    let cached = conflict_alternatives(cal_store::create_hold_cached(&counting, &cache, &taken, now).await);
+    assert_eq!(counting.take(), 1);
+    assert_eq!(cached, conflict_alternatives(cal_store::create_hold(&db.client, &taken, now).await));
+    assert_eq!(db.count("select count(*) from cal.hold").await, 2);
+}
+
+/// Whatever another process changed since the cache read the provider, a
+/// cached request gets the answer fresh reads give: the write refuses a
+/// moved version, and a refusal is believed only once confirmed.
+#[tokio::test]
+async fn a_cache_behind_the_database_gives_the_answers_of_fresh_reads() {
+    let mut db = TestDb::new().await;
+    provider(&mut db).await;
+    let (now, cache) = (at(NOW), cal_store::CalendarCache::default());
+    let mine = db.connect().await;
+    let other = db.connect().await;
+    let mine_first =
+        cal_store::create_hold_cached(&mine, &cache, &request("2026-03-02T08:00:00Z", "2026-03-02T09:00:00Z", "a"), now).await.unwrap();
+
+    // Another process holds 10:00–11:00; the cache does not know.
+    let theirs = cal_store::create_hold(&other, &request("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z", "x"), now).await.unwrap();
+    let clash = request("2026-03-02T10:30:00Z", "2026-03-02T11:30:00Z", "b");
+    let cached = conflict_alternatives(cal_store::create_hold_cached(&mine, &cache, &clash, now).await);
+    assert_eq!(cached, conflict_alternatives(cal_store::create_hold(&other, &clash, now).await));
+
+    // It releases both holds, this process's among them, which the cache
+    // (read again by the next hold) shows: their time is free.
+    let mut other = other;
+    cal_store::create_hold_cached(&mine, &cache, &request("2026-03-02T07:00:00Z", "2026-03-02T08:00:00Z", "d"), now).await.unwrap();
+    for hold in [&theirs.hold_id, &mine_first.hold_id] {
+        cal_store::release_hold(&mut other, hold, now).await.unwrap();
+    }
+    let again = request("2026-03-02T08:00:00Z", "2026-03-02T09:00:00Z", "e");
+    let free = cal_store::create_hold_cached(&mine, &cache, &again, now).await.unwrap();
+    assert_eq!((free.start, free.status), (at("2026-03-02T08:00:00Z"), HoldStatus::Active));
+
+    // It deletes the rule: the cache still shows it, the write refuses, and
+    // fresh reads refuse the request (no availability left).
+    cal_store::delete_rule(&mut other, P, "wr_all").await.unwrap();
+    let late = request("2026-03-03T10:00:00Z", "2026-03-03T11:00:00Z", "c");
+    let err = booking_error(cal_store::create_hold_cached(&mine, &cache, &late, now).await.unwrap_err());
+    assert_eq!(err.error_type(), ErrorType::Conflict, "{err:?}");
+    assert_eq!(db.count("select count(*) from cal.hold where idempotency_key = 'c'").await, 0);
+    assert_eq!(overlaps(&db.client, now).await, 0);
+}
+
+/// Retries of one request through a cache return its one hold, even when
+/// the cache shows that very hold; another request with the key is refused.
+#[tokio::test]
+async fn retries_through_a_cache_return_the_one_hold() {
+    let mut db = TestDb::new().await;
+    provider(&mut db).await;
+    let (now, cache) = (at(NOW), cal_store::CalendarCache::default());
+    let req = request("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z", "k");
+    let first = cal_store::create_hold_cached(&db.client, &cache, &req, now).await.unwrap();
+    let again = cal_store::create_hold_cached(&db.client, &cache, &req, now).await.unwrap();
+    assert_eq!(again, first);
+    let other = request("2026-03-02T12:00:00Z", "2026-03-02T13:00:00Z", "k");
+    let err = booking_error(cal_store::create_hold_cached(&db.client, &cache, &other, now).await.unwrap_err());
+    assert_eq!(err.error_type(), ErrorType::IdempotencyMismatch);
+    assert_eq!(db.count("select count(*) from cal.hold").await, 1);
+}
+
+/// A hold the cache shows as active but whose time ran out is not trusted to
+/// the cache: the request reads, marks it expired (with its event) and books.
+#[tokio::test]
+async fn a_cache_showing_a_hold_that_ran_out_reads_afresh() {
+    let mut db = TestDb::new().await;
+    provider(&mut db).await;
+    let (now, cache) = (at(NOW), cal_store::CalendarCache::default());
+    let slot = ("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z");
+    let first = cal_store::create_hold_cached(&db.client, &cache, &request(slot.0, slot.1, "a"), now).await.unwrap();
+    let later = now.plus_minutes(10);
+    let second = cal_store::create_hold_cached(&db.client, &cache, &request(slot.0, slot.1, "b"), later).await.unwrap();
+    assert_eq!(second.status, HoldStatus::Active);
+    assert_eq!(cal_store::get_hold(&db.client, &first.hold_id).await.unwrap().status, HoldStatus::Expired);
+    assert_eq!(outbox_types(&db.client).await[1..], ["cal.hold.created", "cal.hold.expired", "cal.hold.created"]);
+}
+
+/// A hundred tasks sharing one cache (one process serving them all) race
+/// for overlapping slots: one winner, every loser a CONFLICT with
+/// alternatives, no overlap stored.
+#[tokio::test]
+async fn a_hundred_tasks_sharing_a_cache_race_with_exactly_one_winner() {
+    let mut db = TestDb::new().await;
+    provider(&mut db).await;
+    let (now, cache) = (at(NOW), Arc::new(cal_store::CalendarCache::default()));
+    let warm = request("2026-03-02T06:00:00Z", "2026-03-02T07:00:00Z", "warm");
+    cal_store::create_hold_cached(&db.client, &cache, &warm, now).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let (conn, cache) = (db.connect().await, cache.clone());
+        let start = at("2026-03-02T09:00:00Z").plus_minutes(30 * (i % 3));
+        let req = request(&start.rfc3339(), &start.plus_minutes(90).rfc3339(), &format!("key-{i}"));
+        tasks.push(tokio::spawn(async move { cal_store::create_hold_cached(&conn, &cache, &req, now).await }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(e) => assert!((1..=3).contains(&conflict_alternatives(Err(e)).len())),
+        }
+    }
+    assert_eq!(won, 1);
+    assert_eq!(db.count("select count(*) from cal.hold").await, 2);
+    assert_eq!(overlaps(&db.client, now).await, 0);
+    assert_eq!(outbox_types(&db.client).await.iter().filter(|t| *t == "cal.hold.created").count(), 2);
 }

@@ -61,8 +61,8 @@ pub async fn create_hold(url: Option<&str>, args: &HoldCreateArgs, now: Instant,
     };
     // Refused before a connection is opened: bad input never needs the database.
     let req = HoldRequest::new(input).map_err(|e| StoreError::from(with_flag_names(e)))?;
-    let mut db = connect(url).await?;
-    let hold = cal_store::create_hold(&mut db, &req, now).await.map_err(store_with_flag_names)?;
+    let db = connect(url).await?;
+    let hold = cal_store::create_hold(&db, &req, now).await.map_err(store_with_flag_names)?;
     print_hold(&db, &hold, now, json_out).await
 }
 

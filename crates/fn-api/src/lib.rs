@@ -163,6 +163,11 @@ pub struct Deps {
     /// `rescheduleCandidates` are served from them while the provider's
     /// version is unchanged.
     pub cache: Option<Arc<cal_aws::DynamoCache>>,
+    /// The calendars this instance's hold requests read or wrote a moment
+    /// ago (`cal_store::create_hold_cached`): the next hold on such a
+    /// provider is one round trip. Never trusted alone: the write is
+    /// refused if the provider changed since.
+    pub calendars: Arc<cal_store::CalendarCache>,
 }
 
 impl Deps {
@@ -544,7 +549,7 @@ async fn dispatch(deps: &Deps, caller: &Caller, field: Field, raw: Value) -> Res
                 let event = cal_store::get_event(&**db, event_id).await?;
                 visible(may_see(caller, &event.user_id, event.customer_id.as_deref()), "event", event_id)?;
             }
-            let hold = cal_store::create_hold(&mut **db, &req, now).await.map_err(in_input)?;
+            let hold = cal_store::create_hold_cached(&**db, &deps.calendars, &req, now).await.map_err(in_input)?;
             Ok(out::hold(&hold, now))
         }
         Field::ReleaseHold => {

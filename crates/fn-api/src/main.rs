@@ -50,6 +50,7 @@ async fn main() -> Result<(), Error> {
         limits: Limits { holds_per_customer_per_hour: config.holds_per_customer_per_hour },
         clock: Arc::new(system_clock),
         cache,
+        calendars: Default::default(),
     };
     let deps = &deps;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move { handle(deps, event.payload).await })).await

@@ -67,15 +67,15 @@ pub struct Fixture {
 pub async fn seed_fixture(db: &mut TestDb) -> Fixture {
     seed_rules(db).await;
     let now = at(NOW);
-    let hold = cal_store::create_hold(&mut db.client, &hold_request("2030-03-04T09:00:00Z", "2030-03-04T10:00:00Z", HoldKind::Checkout, None, "k-hold"), now)
+    let hold = cal_store::create_hold(&db.client, &hold_request("2030-03-04T09:00:00Z", "2030-03-04T10:00:00Z", HoldKind::Checkout, None, "k-hold"), now)
         .await
         .unwrap();
-    let booked = cal_store::create_hold(&mut db.client, &hold_request("2030-03-04T13:00:00Z", "2030-03-04T14:00:00Z", HoldKind::Checkout, None, "k-booked"), now)
+    let booked = cal_store::create_hold(&db.client, &hold_request("2030-03-04T13:00:00Z", "2030-03-04T14:00:00Z", HoldKind::Checkout, None, "k-booked"), now)
         .await
         .unwrap();
     let event = cal_store::confirm_hold(&mut db.client, &booked.hold_id, now).await.unwrap();
     let resched = cal_store::create_hold(
-        &mut db.client,
+        &db.client,
         &hold_request("2030-03-05T13:00:00Z", "2030-03-05T14:00:00Z", HoldKind::Reschedule, Some(&event.event_id), "k-resched"),
         now,
     )

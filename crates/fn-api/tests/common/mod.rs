@@ -46,6 +46,7 @@ pub fn deps_for(url: &str, clock: &Clock) -> Deps {
         limits: Limits::default(),
         clock: Arc::new(move || c.now()),
         cache: None,
+        calendars: Default::default(),
     }
 }
 

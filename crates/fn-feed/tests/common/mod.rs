@@ -84,7 +84,7 @@ impl Fixture {
     pub async fn book(&mut self, start: &str, end: &str) -> EventRecord {
         let now = self.clock.now();
         let req = self.request(start, end, HoldKind::Checkout, None);
-        let hold = cal_store::create_hold(&mut self.db.client, &req, now).await.unwrap();
+        let hold = cal_store::create_hold(&self.db.client, &req, now).await.unwrap();
         cal_store::apply_order_event(&mut self.db.client, &OrderEvent::Booked { hold_id: hold.hold_id }, now).await.unwrap()
     }
 
@@ -92,7 +92,7 @@ impl Fixture {
     pub async fn reschedule(&mut self, event: &EventRecord, start: &str, end: &str) -> EventRecord {
         let now = self.clock.now();
         let req = self.request(start, end, HoldKind::Reschedule, Some(&event.event_id));
-        let hold = cal_store::create_hold(&mut self.db.client, &req, now).await.unwrap();
+        let hold = cal_store::create_hold(&self.db.client, &req, now).await.unwrap();
         let order = OrderEvent::Rescheduled { event_id: event.event_id.clone(), hold_id: hold.hold_id };
         cal_store::apply_order_event(&mut self.db.client, &order, now).await.unwrap()
     }
