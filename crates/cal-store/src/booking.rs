@@ -231,9 +231,10 @@ pub async fn get_event(db: &impl Executor, event_id: &str) -> Result<EventRecord
 ///
 /// Round trips are what a hold costs, so a winner pays two:
 ///
-/// 1. One pipelined read: the provider's version, its expired-but-unmarked
-///    holds, the calendar (three statements) and the key. The request is
-///    checked against it.
+/// 1. One pipelined read of four statements: the provider's version with
+///    its expired-but-unmarked holds, its rules, its exceptions, and its
+///    busy time with the key (a hold of the key, if any, instead). The
+///    request is checked against it.
 /// 2. One statement, its own transaction: the provider's lock (the same
 ///    advisory lock every other writer of the provider takes first), then
 ///    the re-check, then the insert. The re-check compares the provider's
@@ -248,8 +249,8 @@ pub async fn get_event(db: &impl Executor, event_id: &str) -> Result<EventRecord
 /// statement, for the holder with a *shared* lock, so when the holder
 /// commits all waiters wake at once instead of one after another. One that
 /// finds the version already moved takes no lock at all. Either way it lost,
-/// and one more flush reads the busy time (unless the key now has a hold)
-/// and the key: a concurrent retry of this very request won (its hold is
+/// and one more statement reads the key and, unless it has a hold, the busy
+/// time: a concurrent retry of this very request won (its hold is
 /// the answer), or its time is now booked (`CONFLICT` with alternatives),
 /// or the change was elsewhere and it starts over from (1) (queueing for the
 /// lock after many tries).
@@ -452,8 +453,9 @@ const ENSURE_VERSION_SQL: &str =
 
 /// The statements of `create_hold`, built once per process.
 struct LookupSql {
-    /// The hold of `($1 user_id, $2 idempotency_key)`.
-    key: String,
+    /// The busy time and the key in one statement
+    /// ([`calendar::keyed_busy_sql`]).
+    keyed_busy: String,
     /// `$1`'s version (null: no row) on every row, with the hold of the key
     /// (one row of nulls if none).
     version_key: String,
@@ -562,7 +564,7 @@ fn new_uuid() -> String {
 fn lookup_sql() -> &'static LookupSql {
     static SQL: std::sync::OnceLock<LookupSql> = std::sync::OnceLock::new();
     SQL.get_or_init(|| LookupSql {
-        key: format!("select {HOLD_RECORD} from cal.hold where user_id = $1 and idempotency_key = $2"),
+        keyed_busy: calendar::keyed_busy_sql(HOLD_RECORD),
         version_key: format!(
             "select (select version from cal.provider_version where user_id = $1) as version, k.*
              from (select 1) as one left join (
@@ -599,11 +601,12 @@ struct HoldLook {
     calendar: cal_core::ProviderCalendar,
 }
 
-/// The first round trip: version, due holds, calendar and key, in that order.
-/// The version first: if anything changes while the rest is read, the
-/// version moves and the write refuses. The key last: a concurrent retry of
-/// this same request whose hold the calendar shows is then found by its key,
-/// not mistaken for a rival booking.
+/// The first round trip: version and due holds, rules, exceptions, then busy
+/// time and key, in that order. The version first: if anything changes
+/// while the rest is read, the version moves and the write refuses. Busy
+/// time and key in one snapshot: a concurrent retry of this same request
+/// whose hold the busy time would show is found by its key instead, not
+/// mistaken for a rival booking.
 async fn read_for_hold(
     db: &impl Executor,
     req: &HoldRequest,
@@ -613,19 +616,16 @@ async fn read_for_hold(
     let sql = lookup_sql();
     // Prepared first (from the connection's cache when pooled), so that the
     // statements below go out in this order, in one flush.
-    let (version_due, key, statements) = tokio::try_join!(
+    let (version_due, statements) = tokio::try_join!(
         store(db.prepare(&sql.version_due)),
-        store(db.prepare(&sql.key)),
-        CalendarStatements::prepare(db),
+        CalendarStatements::prepare_keyed(db, &sql.keyed_busy),
     )?;
     let now_at = now.to_chrono();
-    let user_key = key_params(req);
     let user_now: [&(dyn ToSql + Sync); 2] = [&req.user_id, &now_at];
-    let (version_due_rows, calendar, key_rows) = tokio::try_join!(
+    let (version_due_rows, (calendar, key_rows)) = tokio::try_join!(
         biased;
         store(db.query_prepared(&version_due, &user_now)),
-        statements.load(db, params),
-        store(db.query_prepared(&key, &user_key)),
+        statements.load_keyed(db, params, &req.idempotency_key),
     )?;
     let due = version_due_rows
         .iter()
@@ -724,22 +724,11 @@ async fn write_hold(
     Ok(Written::Lost)
 }
 
-/// What [`answer`] reads, in one flush: the busy time over `params` (none if
-/// the key has a hold by then), then the hold of the key (so a hold of this
-/// very request that the busy time shows is surely found by its key).
-async fn read_answer(
-    db: &impl Executor,
-    req: &HoldRequest,
-    params: &CalendarParams<'_>,
-) -> Result<(Vec<Row>, Vec<Row>), StoreError> {
-    let (busy, key) =
-        tokio::try_join!(store(db.prepare(calendar::BUSY_UNLESS_KEY_SQL)), store(db.prepare(&lookup_sql().key)))?;
-    let (busy_params, key_params) = (params.with_key(&req.idempotency_key), key_params(req));
-    tokio::try_join!(
-        biased;
-        store(db.query_prepared(&busy, &busy_params)),
-        store(db.query_prepared(&key, &key_params)),
-    )
+/// What [`answer`] reads, in one statement (one snapshot): the hold of the
+/// key, or if there is none, the busy time over `params`.
+async fn read_answer(db: &impl Executor, req: &HoldRequest, params: &CalendarParams<'_>) -> Result<(Vec<Row>, Vec<Row>), StoreError> {
+    let keyed = calendar::read_keyed(db, &lookup_sql().keyed_busy, params, &req.idempotency_key).await?;
+    Ok((keyed.busy, keyed.key))
 }
 
 /// What [`write_hold`] did.

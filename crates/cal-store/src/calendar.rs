@@ -47,40 +47,79 @@ macro_rules! bounds_cte {
 
 /// Everything busy in one statement after `bounds` (one round of executor
 /// work): each row is an event (`e`), a hold (`h`) or an imported busy
-/// interval (`x`), with the columns `rows::event`, `rows::hold` and
-/// `rows::external_busy` read (the others null). The overlap tests use the
-/// same expression as the exclusion constraints, so the planner can answer
-/// them from those GiST indexes.
+/// interval (`x`), told by `row_kind`, with the columns `rows::event`,
+/// `rows::hold` and `rows::external_busy` read (the others null). The
+/// columns are laid out as `row_kind`, a hold record's columns (those
+/// `booking` reads a `cal.hold` row with), then `id`, so that a statement can
+/// put a whole hold (`k`) before them: see [`KeyedBusy`]. The overlap tests
+/// use the same expression as the exclusion constraints, so the planner can
+/// answer them from those GiST indexes.
 macro_rules! busy_rows {
     () => {
-        "select 'e' as kind, event_id, null as hold_id, null as id, user_id, start_at, end_at,
-                null::timestamptz as expires_at, status
+        "select 'e' as row_kind, null::text as hold_id, user_id, null::text as role_code, null::text as customer_id,
+                start_at, end_at, null::text as kind, null::text as mode, status, null::timestamptz as expires_at,
+                event_id, null::text as converted_event_id, null::text as idempotency_key,
+                null::text as request_fingerprint, null::timestamptz as created_at, null::text as id
          from cal.event, bounds
          where user_id = $1::text and status = 'confirmed'
            and tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)')
          union all
-         select 'h', null, hold_id, null, user_id, start_at, end_at, expires_at, status
+         select 'h', hold_id, user_id, null, null, start_at, end_at, null, null, status, expires_at,
+                null, null, null, null, null, null
          from cal.hold, bounds
          where user_id = $1::text and status = 'active'
            and tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)')
          union all
-         select 'x', null, null, source_id || '/' || uid || '/' || recurrence_id, user_id, start_at, end_at, null, null
+         select 'x', null, user_id, null, null, start_at, end_at, null, null, null, null,
+                null, null, null, null, null, source_id || '/' || uid || '/' || recurrence_id
          from cal.external_event, bounds
          where user_id = $1::text
            and tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)')
-         order by kind, start_at, end_at, event_id, hold_id, id"
+         order by row_kind, start_at, end_at, event_id, hold_id, id"
     };
 }
 
-/// The busy rows of [`CalendarSql::busy`], unless the provider `$1` already
-/// has a hold with the idempotency key `$6` (then no rows): what a hold
-/// request that lost needs, and nothing if it won.
-pub(crate) const BUSY_UNLESS_KEY_SQL: &str = concat!(
-    bounds_cte!(
-        "where not exists (select 1 from cal.hold k where k.user_id = $1::text and k.idempotency_key = $6::text)"
-    ),
-    busy_rows!()
-);
+/// A hold request's read of busy time and its key in one statement: the
+/// hold of `$1`'s idempotency key `$6` (`row_kind` `k`, its columns the hold
+/// record `hold_columns` names) and, only if there is none, the busy rows of
+/// [`CalendarSql::busy`]. One snapshot for both: a hold of this very request
+/// that the busy time would show is the key's row instead.
+pub(crate) fn keyed_busy_sql(hold_columns: &str) -> String {
+    format!(
+        concat!(
+            bounds_cte!(
+                "where not exists (select 1 from cal.hold k where k.user_id = $1::text and k.idempotency_key = $6::text)"
+            ),
+            "select 'k' as row_kind, {}, null::text as id
+             from cal.hold where user_id = $1::text and idempotency_key = $6::text
+             union all
+             ",
+            busy_rows!()
+        ),
+        hold_columns
+    )
+}
+
+/// The rows of a keyed busy read ([`keyed_busy_sql`]): busy time, and the
+/// key's hold row if there is one (then no busy time).
+pub(crate) struct KeyedBusy {
+    pub(crate) busy: Vec<Row>,
+    pub(crate) key: Vec<Row>,
+}
+
+impl KeyedBusy {
+    fn split(rows: Vec<Row>) -> Result<Self, StoreError> {
+        let mut out = KeyedBusy { busy: Vec::with_capacity(rows.len()), key: Vec::new() };
+        for row in rows {
+            if row.try_get::<_, &str>("row_kind")? == "k" {
+                out.key.push(row);
+            } else {
+                out.busy.push(row);
+            }
+        }
+        Ok(out)
+    }
+}
 
 /// The three statements of a calendar load, built once per process.
 struct CalendarSql {
@@ -136,8 +175,8 @@ impl<'a> CalendarParams<'a> {
         [&self.user_id, &self.role_code, &self.from, &self.to, &self.duration]
     }
 
-    /// These and `$6 idempotency_key`, for [`BUSY_UNLESS_KEY_SQL`].
-    pub(crate) fn with_key<'k>(&'k self, key: &'k String) -> [&'k (dyn ToSql + Sync); 6] {
+    /// These and `$6 idempotency_key`, for [`keyed_busy_sql`].
+    fn with_key<'k>(&'k self, key: &'k String) -> [&'k (dyn ToSql + Sync); 6] {
         [&self.user_id, &self.role_code, &self.from, &self.to, &self.duration, key]
     }
 }
@@ -154,33 +193,69 @@ pub(crate) struct CalendarStatements {
 impl CalendarStatements {
     /// Prepares (or takes from the connection's cache) the three statements.
     pub(crate) async fn prepare(db: &impl Executor) -> Result<Self, StoreError> {
+        Self::prepare_with(db, &calendar_sql().busy).await
+    }
+
+    /// The same, with a keyed busy read ([`keyed_busy_sql`]) for the third.
+    pub(crate) async fn prepare_keyed(db: &impl Executor, keyed_busy: &str) -> Result<Self, StoreError> {
+        Self::prepare_with(db, keyed_busy).await
+    }
+
+    async fn prepare_with(db: &impl Executor, busy: &str) -> Result<Self, StoreError> {
         let sql = calendar_sql();
         let (rules, exceptions, busy) =
-            tokio::try_join!(db.prepare(&sql.rules), db.prepare(&sql.exceptions), db.prepare(&sql.busy))?;
+            tokio::try_join!(db.prepare(&sql.rules), db.prepare(&sql.exceptions), db.prepare(busy))?;
         Ok(CalendarStatements { rules, exceptions, busy })
     }
 
     /// Runs the three, pipelined in this order, and reads the calendar.
     pub(crate) async fn load(&self, db: &impl Executor, p: &CalendarParams<'_>) -> Result<ProviderCalendar, StoreError> {
-        let all = p.all();
+        Ok(self.load_with(db, &p.all()).await?.0)
+    }
+
+    /// [`Self::load`] for statements prepared keyed, with `key`: the
+    /// calendar, and the key's hold row (if any; then no busy time).
+    pub(crate) async fn load_keyed(
+        &self,
+        db: &impl Executor,
+        p: &CalendarParams<'_>,
+        key: &String,
+    ) -> Result<(ProviderCalendar, Vec<Row>), StoreError> {
+        self.load_with(db, &p.with_key(key)).await
+    }
+
+    async fn load_with(&self, db: &impl Executor, all: &[&(dyn ToSql + Sync)]) -> Result<(ProviderCalendar, Vec<Row>), StoreError> {
         let (rules, exceptions, busy) = tokio::try_join!(
             biased;
             db.query_prepared(&self.rules, &all[..2]),
-            db.query_prepared(&self.exceptions, &all),
-            db.query_prepared(&self.busy, &all),
+            db.query_prepared(&self.exceptions, &all[..5]),
+            db.query_prepared(&self.busy, all),
         )?;
         let mut calendar = ProviderCalendar {
             weekly_rules: rules.iter().map(rows::rule).collect::<Result<_, _>>()?,
             exceptions: exceptions.iter().map(|r| rows::exception(r).map(|s| s.exception)).collect::<Result<_, _>>()?,
             ..ProviderCalendar::default()
         };
-        read_busy(&busy, &mut calendar)?;
-        Ok(calendar)
+        let keyed = KeyedBusy::split(busy)?;
+        read_busy(&keyed.busy, &mut calendar)?;
+        Ok((calendar, keyed.key))
     }
 }
 
+/// Runs a keyed busy read ([`keyed_busy_sql`], as `keyed_busy`) over `p`
+/// for `key`.
+pub(crate) async fn read_keyed(
+    db: &impl Executor,
+    keyed_busy: &str,
+    p: &CalendarParams<'_>,
+    key: &String,
+) -> Result<KeyedBusy, StoreError> {
+    let statement = db.prepare(keyed_busy).await?;
+    KeyedBusy::split(db.query_prepared(&statement, &p.with_key(key)).await?)
+}
+
 /// Replaces the busy time of a loaded calendar (events, holds and imported
-/// busy time) with the rows of [`BUSY_UNLESS_KEY_SQL`] or [`CalendarSql::busy`].
+/// busy time) with the busy rows of [`keyed_busy_sql`].
 pub(crate) fn replace_busy(rows: &[Row], calendar: &mut ProviderCalendar) -> Result<(), StoreError> {
     calendar.events.clear();
     calendar.holds.clear();
@@ -191,7 +266,7 @@ pub(crate) fn replace_busy(rows: &[Row], calendar: &mut ProviderCalendar) -> Res
 /// Sorts the rows of [`CalendarSql::busy`] into the calendar.
 fn read_busy(rows: &[Row], calendar: &mut ProviderCalendar) -> Result<(), StoreError> {
     for row in rows {
-        match row.try_get::<_, &str>("kind")? {
+        match row.try_get::<_, &str>("row_kind")? {
             "e" => calendar.events.push(rows::event(row)?),
             "h" => calendar.holds.push(rows::hold(row)?),
             _ => calendar.external_busy.push(rows::external_busy(row)?),
