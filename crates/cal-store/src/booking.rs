@@ -231,19 +231,19 @@ pub async fn get_event(db: &impl Executor, event_id: &str) -> Result<EventRecord
 ///
 /// Round trips are what a hold costs, so a winner pays two:
 ///
-/// 1. One pipelined read of four statements: the provider's version with
-///    its expired-but-unmarked holds, its rules, its exceptions, and its
-///    busy time with the key (a hold of the key, if any, instead). The
-///    request is checked against it.
+/// 1. One pipelined read of four statements: the provider's version, its
+///    rules, its exceptions, and its busy time with the key (a hold of the
+///    key, if any, instead). The request is checked against it.
 /// 2. One statement, its own transaction: the provider's lock (the same
 ///    advisory lock every other writer of the provider takes first), then
 ///    the re-check, then the insert. The re-check compares the provider's
 ///    version, read afresh under the lock, with the one read in (1): every
 ///    change to what feasibility reads (rules, exceptions, imported busy
 ///    time, holds, events) bumps it in its own transaction, so an unchanged
-///    version means the check of (1) still holds. Only then it marks the
-///    expired holds, inserts the hold, writes the outbox rows and bumps the
-///    version. The exclusion constraints stay the backstop.
+///    version means the check of (1) still holds. Only then it marks
+///    expired the holds in the range read whose time ran out (the sweeper
+///    marks the others), inserts the hold, writes the outbox rows and bumps
+///    the version. The exclusion constraints stay the backstop.
 ///
 /// The write only tries the lock: one that finds it taken waits, in the same
 /// statement, for the holder with a *shared* lock, so when the holder
@@ -459,12 +459,8 @@ struct LookupSql {
     /// `$1`'s version (null: no row) on every row, with the hold of the key
     /// (one row of nulls if none).
     version_key: String,
-    /// `$1`'s version (null: no row, never written) on every row, with
-    /// `$1`'s active holds whose time ran out at `$2` (one row of nulls if
-    /// none). The active holds are materialized first, so the plan does not
-    /// depend on `$2`: a connection keeps one generic plan (an index on
-    /// `expires_at` alone made every run plan afresh).
-    version_due: String,
+    /// `$1`'s version (no row: never written).
+    version: String,
     /// The write ([`write_sql`]), `[queue][expire]`: trying the provider's
     /// lock or queueing for it, with expired holds to mark or none.
     write: [[String; 2]; 2],
@@ -571,14 +567,7 @@ fn lookup_sql() -> &'static LookupSql {
                  select {HOLD_RECORD} from cal.hold where user_id = $1 and idempotency_key = $2
              ) as k on true"
         ),
-        version_due: format!(
-            "with active as materialized (
-                 select {HOLD_RECORD} from cal.hold where user_id = $1 and status = 'active'
-             )
-             select (select version from cal.provider_version where user_id = $1) as version, due.*
-             from (select 1) as one left join (select * from active where expires_at <= $2) as due on true
-             order by due.expires_at, due.hold_id"
-        ),
+        version: "select version from cal.provider_version where user_id = $1".to_owned(),
         write: [false, true].map(|queue| {
             let lock = if queue {
                 "(select true from pg_advisory_xact_lock(hashtextextended('cal.provider:' || $1, 0)))"
@@ -596,13 +585,14 @@ struct HoldLook {
     version: Option<i64>,
     /// The hold of an earlier request with the same key.
     existing: Option<HoldRecord>,
-    /// The provider's holds whose time ran out, not yet marked.
+    /// The provider's holds in the range read whose time ran out, not yet
+    /// marked.
     due: Vec<HoldRecord>,
     calendar: cal_core::ProviderCalendar,
 }
 
-/// The first round trip: version and due holds, rules, exceptions, then busy
-/// time and key, in that order. The version first: if anything changes
+/// The first round trip: version, rules, exceptions, then busy time (holds
+/// whole, so those that ran out can be marked) and key, in that order. The version first: if anything changes
 /// while the rest is read, the version moves and the write refuses. Busy
 /// time and key in one snapshot: a concurrent retry of this same request
 /// whose hold the busy time would show is found by its key instead, not
@@ -616,25 +606,27 @@ async fn read_for_hold(
     let sql = lookup_sql();
     // Prepared first (from the connection's cache when pooled), so that the
     // statements below go out in this order, in one flush.
-    let (version_due, statements) = tokio::try_join!(
-        store(db.prepare(&sql.version_due)),
+    let (version, statements) = tokio::try_join!(
+        store(db.prepare(&sql.version)),
         CalendarStatements::prepare_keyed(db, &sql.keyed_busy),
     )?;
-    let now_at = now.to_chrono();
-    let user_now: [&(dyn ToSql + Sync); 2] = [&req.user_id, &now_at];
-    let (version_due_rows, (calendar, key_rows)) = tokio::try_join!(
+    let user: [&(dyn ToSql + Sync); 1] = [&req.user_id];
+    let (version_rows, (calendar, keyed)) = tokio::try_join!(
         biased;
-        store(db.query_prepared(&version_due, &user_now)),
+        store(db.query_prepared(&version, &user)),
         statements.load_keyed(db, params, &req.idempotency_key),
     )?;
-    let due = version_due_rows
-        .iter()
-        .filter(|r| r.get::<_, Option<&str>>("hold_id").is_some())
-        .map(HoldRecord::from_row)
-        .collect::<Result<_, _>>()?;
+    // Holds in the range whose time ran out but are still marked active:
+    // the write marks them (the exclusion constraint still counts them).
+    let mut due = Vec::new();
+    for row in keyed.busy.iter().filter(|r| r.get::<_, &str>("row_kind") == "h") {
+        if instant(row, "expires_at")? <= now {
+            due.push(HoldRecord::from_row(row)?);
+        }
+    }
     Ok(HoldLook {
-        version: version_due_rows[0].get("version"),
-        existing: same_request(req, &key_rows)?,
+        version: version_rows.first().map(|r| r.get("version")),
+        existing: same_request(req, &keyed.key)?,
         due,
         calendar,
     })

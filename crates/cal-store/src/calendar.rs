@@ -51,7 +51,9 @@ macro_rules! bounds_cte {
 /// `rows::hold` and `rows::external_busy` read (the others null). The
 /// columns are laid out as `row_kind`, a hold record's columns (those
 /// `booking` reads a `cal.hold` row with), then `id`, so that a statement can
-/// put a whole hold (`k`) before them: see [`KeyedBusy`]. The overlap tests
+/// put a whole hold (`k`) before them ([`keyed_busy_sql`]); a hold's row is
+/// whole too, so a booking can tell the expired-but-unmarked holds it must
+/// mark (and announce) without reading them again. The overlap tests
 /// use the same expression as the exclusion constraints, so the planner can
 /// answer them from those GiST indexes.
 macro_rules! busy_rows {
@@ -64,8 +66,8 @@ macro_rules! busy_rows {
          where user_id = $1::text and status = 'confirmed'
            and tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)')
          union all
-         select 'h', hold_id, user_id, null, null, start_at, end_at, null, null, status, expires_at,
-                null, null, null, null, null, null
+         select 'h', hold_id, user_id, role_code, customer_id, start_at, end_at, kind, mode, status, expires_at,
+                event_id, converted_event_id, idempotency_key, request_fingerprint, created_at, null
          from cal.hold, bounds
          where user_id = $1::text and status = 'active'
            and tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)')
@@ -214,17 +216,18 @@ impl CalendarStatements {
     }
 
     /// [`Self::load`] for statements prepared keyed, with `key`: the
-    /// calendar, and the key's hold row (if any; then no busy time).
+    /// calendar, and its busy rows with the key's hold row (if any; then no
+    /// busy time).
     pub(crate) async fn load_keyed(
         &self,
         db: &impl Executor,
         p: &CalendarParams<'_>,
         key: &String,
-    ) -> Result<(ProviderCalendar, Vec<Row>), StoreError> {
+    ) -> Result<(ProviderCalendar, KeyedBusy), StoreError> {
         self.load_with(db, &p.with_key(key)).await
     }
 
-    async fn load_with(&self, db: &impl Executor, all: &[&(dyn ToSql + Sync)]) -> Result<(ProviderCalendar, Vec<Row>), StoreError> {
+    async fn load_with(&self, db: &impl Executor, all: &[&(dyn ToSql + Sync)]) -> Result<(ProviderCalendar, KeyedBusy), StoreError> {
         let (rules, exceptions, busy) = tokio::try_join!(
             biased;
             db.query_prepared(&self.rules, &all[..2]),
@@ -238,7 +241,7 @@ impl CalendarStatements {
         };
         let keyed = KeyedBusy::split(busy)?;
         read_busy(&keyed.busy, &mut calendar)?;
-        Ok((calendar, keyed.key))
+        Ok((calendar, keyed))
     }
 }
 
