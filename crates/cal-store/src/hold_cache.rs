@@ -12,11 +12,12 @@
 //! fresh reads; nothing is ever stored on the cache's word alone.
 //!
 //! An entry is used only for [`CalendarCache::DEFAULT_MAX_AGE`] after it was
-//! read or confirmed by a write, only for a request inside the range it was
-//! read for, and only if it holds no hold that ran out but is still marked
-//! active (its write would need the full record, for the outbox). A request
-//! that is refused against a cached calendar is re-checked against fresh
-//! reads before the refusal is believed.
+//! read or confirmed, only for a request inside the range it was read for
+//! (a week from the request that read it), and only if it holds no hold that
+//! ran out but is still marked active (its write would need the full record,
+//! for the outbox). A refusal the cached calendar suggests is believed only
+//! once one statement shows the provider's version still the entry's (else
+//! the busy time is read afresh).
 //!
 //! A cache belongs to one database: keep one per pool.
 
