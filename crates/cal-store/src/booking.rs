@@ -231,9 +231,9 @@ pub async fn get_event(db: &impl Executor, event_id: &str) -> Result<EventRecord
 ///
 /// Round trips are what a hold costs, so a winner pays two:
 ///
-/// 1. One pipelined read of four statements: the provider's version, its
-///    rules, its exceptions, and its busy time with the key (a hold of the
-///    key, if any, instead). The request is checked against it.
+/// 1. One pipelined read of three statements: the provider's version with
+///    its rules, its exceptions, and its busy time with the key (a hold of
+///    the key, if any, instead). The request is checked against it.
 /// 2. One statement, its own transaction: the provider's lock (the same
 ///    advisory lock every other writer of the provider takes first), then
 ///    the re-check, then the insert. The re-check compares the provider's
@@ -459,8 +459,6 @@ struct LookupSql {
     /// `$1`'s version (null: no row) on every row, with the hold of the key
     /// (one row of nulls if none).
     version_key: String,
-    /// `$1`'s version (no row: never written).
-    version: String,
     /// The write ([`write_sql`]), `[queue][expire]`: trying the provider's
     /// lock or queueing for it, with expired holds to mark or none.
     write: [[String; 2]; 2],
@@ -567,7 +565,6 @@ fn lookup_sql() -> &'static LookupSql {
                  select {HOLD_RECORD} from cal.hold where user_id = $1 and idempotency_key = $2
              ) as k on true"
         ),
-        version: "select version from cal.provider_version where user_id = $1".to_owned(),
         write: [false, true].map(|queue| {
             let lock = if queue {
                 "(select true from pg_advisory_xact_lock(hashtextextended('cal.provider:' || $1, 0)))"
@@ -591,8 +588,8 @@ struct HoldLook {
     calendar: cal_core::ProviderCalendar,
 }
 
-/// The first round trip: version, rules, exceptions, then busy time (holds
-/// whole, so those that ran out can be marked) and key, in that order. The version first: if anything changes
+/// The first round trip: version and rules, exceptions, then busy time
+/// (holds whole, so those that ran out can be marked) and key, in that order. The version first: if anything changes
 /// while the rest is read, the version moves and the write refuses. Busy
 /// time and key in one snapshot: a concurrent retry of this same request
 /// whose hold the busy time would show is found by its key instead, not
@@ -603,19 +600,8 @@ async fn read_for_hold(
     params: &CalendarParams<'_>,
     now: Instant,
 ) -> Result<HoldLook, StoreError> {
-    let sql = lookup_sql();
-    // Prepared first (from the connection's cache when pooled), so that the
-    // statements below go out in this order, in one flush.
-    let (version, statements) = tokio::try_join!(
-        store(db.prepare(&sql.version)),
-        CalendarStatements::prepare_keyed(db, &sql.keyed_busy),
-    )?;
-    let user: [&(dyn ToSql + Sync); 1] = [&req.user_id];
-    let (version_rows, (calendar, keyed)) = tokio::try_join!(
-        biased;
-        store(db.query_prepared(&version, &user)),
-        statements.load_keyed(db, params, &req.idempotency_key),
-    )?;
+    let statements = CalendarStatements::prepare_keyed(db, &lookup_sql().keyed_busy).await?;
+    let (calendar, keyed, version) = statements.load_keyed(db, params, &req.idempotency_key).await?;
     // Holds in the range whose time ran out but are still marked active:
     // the write marks them (the exclusion constraint still counts them).
     let mut due = Vec::new();
@@ -625,7 +611,7 @@ async fn read_for_hold(
         }
     }
     Ok(HoldLook {
-        version: version_rows.first().map(|r| r.get("version")),
+        version,
         existing: same_request(req, &keyed.key)?,
         due,
         calendar,
@@ -731,11 +717,6 @@ enum Written {
     /// write waited for it to finish) or had changed the provider since the
     /// read.
     Lost,
-}
-
-/// A database future with the store's error.
-async fn store<T>(f: impl Future<Output = Result<T, tokio_postgres::Error>>) -> Result<T, StoreError> {
-    Ok(f.await?)
 }
 
 /// The hold an earlier request with this key created (from the rows of

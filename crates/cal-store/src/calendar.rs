@@ -126,6 +126,10 @@ impl KeyedBusy {
 /// The three statements of a calendar load, built once per process.
 struct CalendarSql {
     rules: String,
+    /// The rules after the provider's `version` (on every row; one row of
+    /// nulls but the version if there is no rule): a hold request reads the
+    /// version first, in the same statement as the rules.
+    versioned_rules: String,
     exceptions: String,
     busy: String,
 }
@@ -134,6 +138,13 @@ fn calendar_sql() -> &'static CalendarSql {
     static SQL: std::sync::OnceLock<CalendarSql> = std::sync::OnceLock::new();
     SQL.get_or_init(|| CalendarSql {
         rules: format!("select {RULE_COLUMNS} from cal.weekly_rule where user_id = $1 and role_code = $2 order by rule_id"),
+        versioned_rules: format!(
+            "select (select version from cal.provider_version where user_id = $1::text) as version, r.*
+             from (select 1) as one left join (
+                 select {RULE_COLUMNS} from cal.weekly_rule where user_id = $1::text and role_code = $2::text
+             ) as r on true
+             order by r.rule_id"
+        ),
         exceptions: format!(
             concat!(
                 bounds_cte!(""),
@@ -195,18 +206,19 @@ pub(crate) struct CalendarStatements {
 impl CalendarStatements {
     /// Prepares (or takes from the connection's cache) the three statements.
     pub(crate) async fn prepare(db: &impl Executor) -> Result<Self, StoreError> {
-        Self::prepare_with(db, &calendar_sql().busy).await
-    }
-
-    /// The same, with a keyed busy read ([`keyed_busy_sql`]) for the third.
-    pub(crate) async fn prepare_keyed(db: &impl Executor, keyed_busy: &str) -> Result<Self, StoreError> {
-        Self::prepare_with(db, keyed_busy).await
-    }
-
-    async fn prepare_with(db: &impl Executor, busy: &str) -> Result<Self, StoreError> {
         let sql = calendar_sql();
+        Self::prepare_with(db, &sql.rules, &sql.busy).await
+    }
+
+    /// The same for a hold request: the provider's version with the rules,
+    /// and a keyed busy read ([`keyed_busy_sql`]) for the third.
+    pub(crate) async fn prepare_keyed(db: &impl Executor, keyed_busy: &str) -> Result<Self, StoreError> {
+        Self::prepare_with(db, &calendar_sql().versioned_rules, keyed_busy).await
+    }
+
+    async fn prepare_with(db: &impl Executor, rules: &str, busy: &str) -> Result<Self, StoreError> {
         let (rules, exceptions, busy) =
-            tokio::try_join!(db.prepare(&sql.rules), db.prepare(&sql.exceptions), db.prepare(busy))?;
+            tokio::try_join!(db.prepare(rules), db.prepare(&calendar_sql().exceptions), db.prepare(busy))?;
         Ok(CalendarStatements { rules, exceptions, busy })
     }
 
@@ -216,32 +228,44 @@ impl CalendarStatements {
     }
 
     /// [`Self::load`] for statements prepared keyed, with `key`: the
-    /// calendar, and its busy rows with the key's hold row (if any; then no
-    /// busy time).
+    /// calendar, its busy rows with the key's hold row (if any; then no busy
+    /// time), and the provider's version read before them (`None`: no
+    /// version row yet).
     pub(crate) async fn load_keyed(
         &self,
         db: &impl Executor,
         p: &CalendarParams<'_>,
         key: &String,
-    ) -> Result<(ProviderCalendar, KeyedBusy), StoreError> {
+    ) -> Result<(ProviderCalendar, KeyedBusy, Option<i64>), StoreError> {
         self.load_with(db, &p.with_key(key)).await
     }
 
-    async fn load_with(&self, db: &impl Executor, all: &[&(dyn ToSql + Sync)]) -> Result<(ProviderCalendar, KeyedBusy), StoreError> {
+    async fn load_with(
+        &self,
+        db: &impl Executor,
+        all: &[&(dyn ToSql + Sync)],
+    ) -> Result<(ProviderCalendar, KeyedBusy, Option<i64>), StoreError> {
         let (rules, exceptions, busy) = tokio::try_join!(
             biased;
             db.query_prepared(&self.rules, &all[..2]),
             db.query_prepared(&self.exceptions, &all[..5]),
             db.query_prepared(&self.busy, all),
         )?;
+        // Versioned rules: the version on every row, and a row of nulls
+        // rather than none when there is no rule.
+        let version = match rules.first() {
+            Some(row) if row.columns().first().is_some_and(|c| c.name() == "version") => row.try_get("version")?,
+            _ => None,
+        };
+        let rules = rules.iter().filter(|r| r.try_get::<_, Option<&str>>("rule_id").is_ok_and(|id| id.is_some()));
         let mut calendar = ProviderCalendar {
-            weekly_rules: rules.iter().map(rows::rule).collect::<Result<_, _>>()?,
+            weekly_rules: rules.map(rows::rule).collect::<Result<_, _>>()?,
             exceptions: exceptions.iter().map(|r| rows::exception(r).map(|s| s.exception)).collect::<Result<_, _>>()?,
             ..ProviderCalendar::default()
         };
         let keyed = KeyedBusy::split(busy)?;
         read_busy(&keyed.busy, &mut calendar)?;
-        Ok((calendar, keyed))
+        Ok((calendar, keyed, version))
     }
 }
 
