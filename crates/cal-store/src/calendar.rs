@@ -123,7 +123,7 @@ impl KeyedBusy {
     }
 }
 
-/// The three statements of a calendar load, built once per process.
+/// The statements of a calendar load, built once per process.
 struct CalendarSql {
     rules: String,
     /// The rules after the provider's `version` (on every row; one row of
@@ -257,7 +257,7 @@ impl CalendarStatements {
             Some(row) if row.columns().first().is_some_and(|c| c.name() == "version") => row.try_get("version")?,
             _ => None,
         };
-        let rules = rules.iter().filter(|r| r.try_get::<_, Option<&str>>("rule_id").is_ok_and(|id| id.is_some()));
+        let rules = rules.iter().filter(|r| !matches!(r.try_get::<_, Option<&str>>("rule_id"), Ok(None)));
         let mut calendar = ProviderCalendar {
             weekly_rules: rules.map(rows::rule).collect::<Result<_, _>>()?,
             exceptions: exceptions.iter().map(|r| rows::exception(r).map(|s| s.exception)).collect::<Result<_, _>>()?,
