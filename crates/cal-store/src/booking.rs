@@ -298,8 +298,7 @@ async fn hold(db: &impl Executor, cache: Option<&CalendarCache>, req: &HoldReque
                     Confirmed::Answer(answer) => return answer,
                     Confirmed::Write(hit) => Some(hit),
                     Confirmed::Stale(hit) => {
-                        let (busy, key) = read_answer(db, req, &params).await?;
-                        if let Some(hold) = answer(req, hit.calendar, &busy, &key, now)? {
+                        if let Some(hold) = answer_afresh(db, req, &params, hit.calendar, now).await? {
                             return Ok(hold);
                         }
                         cache.drop_stale(req, hit.version);
@@ -334,12 +333,15 @@ async fn hold(db: &impl Executor, cache: Option<&CalendarCache>, req: &HoldReque
                         return Err(BookingError::Validation { field: "event_id", reason: format!("event {event_id} is cancelled") }.into());
                     }
                 }
-                if let Some(cache) = cache {
-                    // Read after the version: as new as it, or newer (then a
-                    // write expecting it refuses).
-                    cache.put(&req.user_id, &req.role_code, Cached { version, span, calendar: look.calendar.clone() });
+                if let Err(refused) = holds::check_hold(req, &look.calendar, now) {
+                    if let Some(cache) = cache {
+                        // Read after the version: as new as it, or newer
+                        // (then a write expecting it refuses). A request
+                        // that passes is cached with its hold, if it wins.
+                        cache.put(&req.user_id, &req.role_code, Cached { version, span, calendar: look.calendar });
+                    }
+                    return Err(refused.into());
                 }
-                holds::check_hold(req, &look.calendar, now)?;
                 (version, look.due, look.calendar, span)
             }
         };
@@ -372,8 +374,7 @@ async fn hold(db: &impl Executor, cache: Option<&CalendarCache>, req: &HoldReque
                         }
                     }
                 }
-                let (busy, key) = read_answer(db, req, &params).await?;
-                if let Some(hold) = answer(req, calendar, &busy, &key, now)? {
+                if let Some(hold) = answer_afresh(db, req, &params, calendar, now).await? {
                     return Ok(hold);
                 }
             }
@@ -420,20 +421,22 @@ async fn confirm_cached(
 }
 
 /// The answer to a request whose write lost, or whose cached calendar
-/// refused it, from the rows of [`read_answer`]: the hold of its key if a
+/// refused it, from one statement (one snapshot): the hold of its key if a
 /// retry of the same request made one, else `CONFLICT` (with alternatives)
-/// if the busy time read now refuses it; `None`: the way is free, start over.
-fn answer(
+/// if the busy time read now refuses it against `calendar`'s rules;
+/// `None`: the way is free, start over.
+async fn answer_afresh(
+    db: &impl Executor,
     req: &HoldRequest,
+    params: &CalendarParams<'_>,
     mut calendar: cal_core::ProviderCalendar,
-    busy: &[Row],
-    key: &[Row],
     now: Instant,
 ) -> Result<Option<HoldRecord>, StoreError> {
-    if let Some(hold) = same_request(req, key)? {
+    let fresh = calendar::read_keyed(db, &lookup_sql().keyed_busy, params, &req.idempotency_key).await?;
+    if let Some(hold) = same_request(req, &fresh.key)? {
         return Ok(Some(hold));
     }
-    calendar::replace_busy(busy, &mut calendar)?;
+    calendar::replace_busy(&fresh.busy, &mut calendar)?;
     holds::check_hold(req, &calendar, now)?;
     Ok(None)
 }
@@ -627,9 +630,8 @@ fn key_params(req: &HoldRequest) -> [&(dyn ToSql + Sync); 2] {
 /// (tried, or queued for when `queue`), if its version is still `version`,
 /// marks the `due` holds expired (with their outbox rows), inserts the hold
 /// with its outbox row and bumps the version; if the lock was taken, it
-/// waits for its holder. A write that lost reads, in one more flush, what
-/// its answer needs: the busy time over `params` (unless the key now has a
-/// hold) and the hold of the key.
+/// waits for its holder, so that what a loser reads next ([`answer_afresh`])
+/// shows the holder's work.
 async fn write_hold(
     db: &impl Executor,
     req: &HoldRequest,
@@ -683,30 +685,19 @@ async fn write_hold(
     ];
     let expire = !due.is_empty();
     let write = &lookup_sql().write[usize::from(queue)][usize::from(expire)];
-    let written = match db.query(write, if expire { &all } else { &all[..16] }).await {
-        Ok(rows) => match rows[0].try_get::<_, Option<i64>>("new_version")? {
-            Some(version) => return Ok(Written::Hold(Box::new(HoldRecord::from_row(&rows[0])?), version)),
-            None => Ok(()),
-        },
-        Err(e) => Err(StoreError::from(e)),
-    };
-    // Lost: someone changed the provider first (and has finished: the write
-    // waited). The key, then the busy time, will say who. The constraints
-    // fire only for a retry of this request, or a writer that bypassed the
-    // lock.
-    if let Err(e) = written {
-        if !["hold_no_overlap_ex", "hold_idempotency_uq"].iter().any(|c| e.violates(c)) {
-            return Err(e);
+    match db.query(write, if expire { &all } else { &all[..16] }).await {
+        Ok(rows) => Ok(match rows[0].try_get::<_, Option<i64>>("new_version")? {
+            Some(version) => Written::Hold(Box::new(HoldRecord::from_row(&rows[0])?), version),
+            None => Written::Lost,
+        }),
+        // Lost all the same: the constraints fire only for a retry of this
+        // request, or a writer that bypassed the lock; the key, then the
+        // busy time, will say who.
+        Err(e) => {
+            let e = StoreError::from(e);
+            if ["hold_no_overlap_ex", "hold_idempotency_uq"].iter().any(|c| e.violates(c)) { Ok(Written::Lost) } else { Err(e) }
         }
     }
-    Ok(Written::Lost)
-}
-
-/// What [`answer`] reads, in one statement (one snapshot): the hold of the
-/// key, or if there is none, the busy time over `params`.
-async fn read_answer(db: &impl Executor, req: &HoldRequest, params: &CalendarParams<'_>) -> Result<(Vec<Row>, Vec<Row>), StoreError> {
-    let keyed = calendar::read_keyed(db, &lookup_sql().keyed_busy, params, &req.idempotency_key).await?;
-    Ok((keyed.busy, keyed.key))
 }
 
 /// What [`write_hold`] did.
@@ -719,8 +710,8 @@ enum Written {
     Lost,
 }
 
-/// The hold an earlier request with this key created (from the rows of
-/// [`LookupSql::key`]), or `IDEMPOTENCY_MISMATCH` if that request was a
+/// The hold an earlier request with this key created (from its row, read by
+/// a keyed busy read or [`LookupSql::version_key`]), or `IDEMPOTENCY_MISMATCH` if that request was a
 /// different one.
 fn same_request(req: &HoldRequest, rows: &[Row]) -> Result<Option<HoldRecord>, StoreError> {
     let Some(hold) = rows.first().map(HoldRecord::from_row).transpose()? else { return Ok(None) };
