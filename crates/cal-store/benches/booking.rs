@@ -24,7 +24,7 @@
 //!
 //! (c) Where one uncontended `create_hold` spends its time: a bare round
 //!     trip, the calendar load and the pure check timed one by one, next to
-//!     the whole (two round trips: the pipelined read, then the write), for
+//!     the whole (two statements: the read, then the write), for
 //!     reading (a) and (b).
 //!
 //! Run: `cargo bench -p cal-store --bench booking [-- --holds 2000 --connections 16 --race 200 --rounds 5]`
@@ -298,7 +298,7 @@ async fn breakdown(db: &mut TestDb) {
     println!("(c) one uncontended create_hold, step by step (mean of {N}, one connection)");
     println!("    {:<48} {:>8}", "step", "ms");
     println!("    {:<48} {:>8}", "one round trip (select 1)", mean(round_trip));
-    println!("    {:<48} {:>8}", "load_calendar (3 statements, pipelined)", mean(load));
+    println!("    {:<48} {:>8}", "load_calendar (one statement)", mean(load));
     println!("    {:<48} {:>8}", "check_hold, free slot (cal-core, CPU)", mean(check));
     println!("    {:<48} {:>8}", "check_hold, taken slot + alternatives (CPU)", mean(refuse));
     println!("    {:<48} {:>8}", "create_hold, whole", mean(full));

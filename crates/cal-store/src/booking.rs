@@ -23,7 +23,7 @@ use serde_json::json;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use crate::calendar::{self, CalendarParams, CalendarStatements, load_calendar};
+use crate::calendar::{self, CalendarParams, ReadShape, load_calendar};
 use crate::db::{Begin, Executor};
 use crate::hold_cache::{self, CalendarCache, Cached, Span};
 use crate::error::StoreError;
@@ -231,9 +231,9 @@ pub async fn get_event(db: &impl Executor, event_id: &str) -> Result<EventRecord
 ///
 /// Round trips are what a hold costs, so a winner pays two:
 ///
-/// 1. One pipelined read of three statements: the provider's version with
-///    its rules, its exceptions, and its busy time with the key (a hold of
-///    the key, if any, instead). The request is checked against it.
+/// 1. One statement reads, in one snapshot, the provider's version, its
+///    rules, its exceptions and its busy time with the key (a hold of the
+///    key, if any, instead). The request is checked against it.
 /// 2. One statement, its own transaction: the provider's lock (the same
 ///    advisory lock every other writer of the provider takes first), then
 ///    the re-check, then the insert. The re-check compares the provider's
@@ -432,7 +432,7 @@ async fn answer_afresh(
     mut calendar: cal_core::ProviderCalendar,
     now: Instant,
 ) -> Result<Option<HoldRecord>, StoreError> {
-    let fresh = calendar::read_keyed(db, &lookup_sql().keyed_busy, params, &req.idempotency_key).await?;
+    let fresh = calendar::read(db, &lookup_sql().answer, params, Some(&req.idempotency_key)).await?;
     if let Some(hold) = same_request(req, &fresh.key)? {
         return Ok(Some(hold));
     }
@@ -456,9 +456,11 @@ const ENSURE_VERSION_SQL: &str =
 
 /// The statements of `create_hold`, built once per process.
 struct LookupSql {
-    /// The busy time and the key in one statement
-    /// ([`calendar::keyed_busy_sql`]).
-    keyed_busy: String,
+    /// The first read: version, rules, exceptions, then the key and,
+    /// unless it has a hold, the busy time ([`calendar::read_sql`]).
+    read: String,
+    /// A loser's read: the key and, unless it has a hold, the busy time.
+    answer: String,
     /// `$1`'s version (null: no row) on every row, with the hold of the key
     /// (one row of nulls if none).
     version_key: String,
@@ -561,7 +563,8 @@ fn new_uuid() -> String {
 fn lookup_sql() -> &'static LookupSql {
     static SQL: std::sync::OnceLock<LookupSql> = std::sync::OnceLock::new();
     SQL.get_or_init(|| LookupSql {
-        keyed_busy: calendar::keyed_busy_sql(HOLD_RECORD),
+        read: calendar::read_sql(ReadShape { keyed: true, rules: true }, HOLD_RECORD),
+        answer: calendar::read_sql(ReadShape { keyed: true, rules: false }, HOLD_RECORD),
         version_key: format!(
             "select (select version from cal.provider_version where user_id = $1) as version, k.*
              from (select 1) as one left join (
@@ -591,33 +594,32 @@ struct HoldLook {
     calendar: cal_core::ProviderCalendar,
 }
 
-/// The first round trip: version and rules, exceptions, then busy time
-/// (holds whole, so those that ran out can be marked) and key, in that order. The version first: if anything changes
-/// while the rest is read, the version moves and the write refuses. Busy
-/// time and key in one snapshot: a concurrent retry of this same request
-/// whose hold the busy time would show is found by its key instead, not
-/// mistaken for a rival booking.
+/// The first round trip, one statement ([`calendar::read_sql`]): version,
+/// rules, exceptions, the key and busy time (holds whole, so those that ran
+/// out can be marked), all in one snapshot. If anything changes after it,
+/// the version moves and the write refuses; a concurrent retry of this same
+/// request whose hold the busy time would show is found by its key instead,
+/// not mistaken for a rival booking.
 async fn read_for_hold(
     db: &impl Executor,
     req: &HoldRequest,
     params: &CalendarParams<'_>,
     now: Instant,
 ) -> Result<HoldLook, StoreError> {
-    let statements = CalendarStatements::prepare_keyed(db, &lookup_sql().keyed_busy).await?;
-    let (calendar, keyed, version) = statements.load_keyed(db, params, &req.idempotency_key).await?;
+    let read = calendar::read(db, &lookup_sql().read, params, Some(&req.idempotency_key)).await?;
     // Holds in the range whose time ran out but are still marked active:
     // the write marks them (the exclusion constraint still counts them).
     let mut due = Vec::new();
-    for row in keyed.busy.iter().filter(|r| r.get::<_, &str>("row_kind") == "h") {
+    for row in read.busy.iter().filter(|r| r.get::<_, &str>("row_kind") == "h") {
         if instant(row, "expires_at")? <= now {
             due.push(HoldRecord::from_row(row)?);
         }
     }
     Ok(HoldLook {
-        version,
-        existing: same_request(req, &keyed.key)?,
+        version: read.version,
+        existing: same_request(req, &read.key)?,
         due,
-        calendar,
+        calendar: read.calendar,
     })
 }
 

@@ -1,8 +1,8 @@
 //! One provider's calendar for a slot query, and the slot queries.
 //!
-//! [`load_calendar`] runs a fixed set of three statements, concurrently on one
-//! connection (tokio-postgres pipelines them), whatever the number of days,
-//! rules or rows: the cost of a query does not grow with the range. Which
+//! [`load_calendar`] runs one statement ([`read_sql`]) whatever the number of
+//! days, rules or rows: the cost of a query does not grow with the range,
+//! and what it reads is one snapshot. Which
 //! rows are needed is decided here; what they mean is decided by `cal_core`
 //! alone (no feasibility logic in SQL).
 
@@ -11,13 +11,13 @@ use cal_core::time::Instant;
 use cal_core::{FeasibilityError, bookable_slots};
 
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Row, Statement};
+use tokio_postgres::Row;
 
 use crate::db::Executor;
 use crate::error::{StoreError, ValidationProblem};
-use crate::rows::{self, EXCEPTION_COLUMNS, RULE_COLUMNS};
+use crate::rows::{self, EVENT_COLUMNS, EXCEPTION_COLUMNS, EXTERNAL_COLUMNS, HOLD_COLUMNS, RULE_COLUMNS};
 
-/// The padded range `[lo, hi)` the loaders read, from parameters
+/// The padded range `[lo, hi)` a read covers, from parameters
 /// `$1 user_id, $2 role_code, $3 from, $4 to, $5 duration_min (0: none)`.
 ///
 /// Slots start before `to` but may run past it, up to the longest duration
@@ -28,139 +28,193 @@ use crate::rows::{self, EXCEPTION_COLUMNS, RULE_COLUMNS};
 /// run overnight into the next day.
 ///
 /// A `guard` (a `where` clause, or `""`) can leave `bounds` empty, and with
-/// it every statement built on it.
-macro_rules! bounds_cte {
-    ($guard:literal) => {
-        concat!(
-            "with bounds as (
-            select $3::timestamptz - interval '2 days' as lo,
-                   $4::timestamptz + interval '2 days' + make_interval(mins => greatest($5::int, 60,
-                       coalesce((select max(r.min_duration_min) from cal.weekly_rule r
-                                 where r.user_id = $1::text and r.role_code = $2::text and r.active), 0))) as hi
-            ",
-            $guard,
-            "
-         ) "
-        )
-    };
-}
-
-/// Everything busy in one statement after `bounds` (one round of executor
-/// work): each row is an event (`e`), a hold (`h`) or an imported busy
-/// interval (`x`), told by `row_kind`, with the columns `rows::event`,
-/// `rows::hold` and `rows::external_busy` read (the others null). The
-/// columns are laid out as `row_kind`, a hold record's columns (those
-/// `booking` reads a `cal.hold` row with), then `id`, so that a statement can
-/// put a whole hold (`k`) before them ([`keyed_busy_sql`]); a hold's row is
-/// whole too, so a booking can tell the expired-but-unmarked holds it must
-/// mark (and announce) without reading them again. The overlap tests
-/// use the same expression as the exclusion constraints, so the planner can
-/// answer them from those GiST indexes.
-macro_rules! busy_rows {
-    () => {
-        "select 'e' as row_kind, null::text as hold_id, user_id, null::text as role_code, null::text as customer_id,
-                start_at, end_at, null::text as kind, null::text as mode, status, null::timestamptz as expires_at,
-                event_id, null::text as converted_event_id, null::text as idempotency_key,
-                null::text as request_fingerprint, null::timestamptz as created_at, null::text as id
-         from cal.event, bounds
-         where user_id = $1::text and status = 'confirmed'
-           and tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)')
-         union all
-         select 'h', hold_id, user_id, role_code, customer_id, start_at, end_at, kind, mode, status, expires_at,
-                event_id, converted_event_id, idempotency_key, request_fingerprint, created_at, null
-         from cal.hold, bounds
-         where user_id = $1::text and status = 'active'
-           and tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)')
-         union all
-         select 'x', null, user_id, null, null, start_at, end_at, null, null, null, null,
-                null, null, null, null, null, source_id || '/' || uid || '/' || recurrence_id
-         from cal.external_event, bounds
-         where user_id = $1::text
-           and tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)')
-         order by row_kind, start_at, end_at, event_id, hold_id, id"
-    };
-}
-
-/// A hold request's read of busy time and its key in one statement: the
-/// hold of `$1`'s idempotency key `$6` (`row_kind` `k`, its columns the hold
-/// record `hold_columns` names) and, only if there is none, the busy rows of
-/// [`CalendarSql::busy`]. One snapshot for both: a hold of this very request
-/// that the busy time would show is the key's row instead.
-pub(crate) fn keyed_busy_sql(hold_columns: &str) -> String {
+/// it every part of the statement built on it.
+fn bounds_cte(guard: &str) -> String {
     format!(
-        concat!(
-            bounds_cte!(
-                "where not exists (select 1 from cal.hold k where k.user_id = $1::text and k.idempotency_key = $6::text)"
-            ),
-            "select 'k' as row_kind, {}, null::text as id
-             from cal.hold where user_id = $1::text and idempotency_key = $6::text
-             union all
-             ",
-            busy_rows!()
-        ),
-        hold_columns
+        "bounds as (
+             select $3::timestamptz - interval '2 days' as lo,
+                    $4::timestamptz + interval '2 days' + make_interval(mins => greatest($5::int, 60,
+                        coalesce((select max(r.min_duration_min) from cal.weekly_rule r
+                                  where r.user_id = $1::text and r.role_code = $2::text and r.active), 0))) as hi
+             {guard}
+         )"
     )
 }
 
-/// The rows of a keyed busy read ([`keyed_busy_sql`]): busy time, and the
-/// key's hold row if there is one (then no busy time).
-pub(crate) struct KeyedBusy {
+/// The columns of a read ([`read_sql`]), each with its type: every row has
+/// them all, `row_kind` says which are its own (the others are null). A
+/// column two kinds share (`start_local` of a rule and of an exception,
+/// `kind` of an exception and of a hold) has one type and one meaning per
+/// kind, so `rows` and `booking` read each kind's row by the very names
+/// they read its table's rows with.
+const READ_COLUMNS: [(&str, &str); 29] = [
+    ("version", "int8"),
+    ("rule_id", "text"),
+    ("user_id", "text"),
+    ("role_code", "text"),
+    ("weekday_mask", "int4"),
+    ("start_local", "text"),
+    ("end_local", "text"),
+    ("timezone", "text"),
+    ("min_duration_min", "int4"),
+    ("lead_time_hours", "int4"),
+    ("booking_window_days", "int4"),
+    ("active", "bool"),
+    ("exc_id", "text"),
+    ("date_local", "date"),
+    ("note", "text"),
+    ("hold_id", "text"),
+    ("customer_id", "text"),
+    ("start_at", "timestamptz"),
+    ("end_at", "timestamptz"),
+    ("kind", "text"),
+    ("mode", "text"),
+    ("status", "text"),
+    ("expires_at", "timestamptz"),
+    ("event_id", "text"),
+    ("converted_event_id", "text"),
+    ("idempotency_key", "text"),
+    ("request_fingerprint", "text"),
+    ("created_at", "timestamptz"),
+    ("id", "text"),
+];
+
+/// One `union all` branch of a read: `select '{kind}' as row_kind, ...`
+/// with [`READ_COLUMNS`] in order, each the expression `columns` gives it
+/// (a list like `rows::RULE_COLUMNS`: `name` or `expression as name`) or
+/// null, then `rest` (`from ...`). The first branch (`typed`) casts its
+/// nulls and names its columns; the others follow its types and names.
+fn branch(kind: &str, columns: &str, rest: &str, typed: bool) -> String {
+    let given: Vec<(&str, &str)> = columns
+        .split(',')
+        .map(|item| {
+            let item = item.trim();
+            match item.rsplit_once(" as ") {
+                Some((expr, name)) => (name.trim(), expr.trim()),
+                None => (item, item),
+            }
+        })
+        .collect();
+    for (name, _) in &given {
+        assert!(READ_COLUMNS.iter().any(|(c, _)| c == name), "a read has no column {name}");
+    }
+    let exprs: Vec<String> = READ_COLUMNS
+        .iter()
+        .map(|&(column, ty)| {
+            let expr = given.iter().find(|(name, _)| *name == column).map(|(_, expr)| *expr);
+            match (expr, typed) {
+                (Some(expr), true) => format!("({expr})::{ty} as {column}"),
+                (Some(expr), false) => expr.to_owned(),
+                (None, true) => format!("null::{ty} as {column}"),
+                (None, false) => "null".to_owned(),
+            }
+        })
+        .collect();
+    format!("select '{kind}'{} {} {rest}", if typed { " as row_kind," } else { "," }, exprs.join(", "))
+}
+
+/// What a read ([`read_sql`]) returns.
+#[derive(Clone, Copy)]
+pub(crate) struct ReadShape {
+    /// The hold of the idempotency key `$6`, and the busy time only if
+    /// there is none.
+    pub(crate) keyed: bool,
+    /// Rules and exceptions (without them, busy time only).
+    pub(crate) rules: bool,
+}
+
+/// A calendar read in one statement (one snapshot, one round of executor
+/// work) over `$1 user_id, $2 role_code, $3 from, $4 to, $5 duration_min`
+/// (and `$6 idempotency_key` if keyed), rows told by `row_kind`:
+///
+/// * `v`: the provider's version (null: no row yet), always first and once;
+/// * `r`: the role's weekly rules, active or not (`rows::RULE_COLUMNS`);
+/// * `c`: the provider's exceptions dated within the padded range
+///   (`rows::EXCEPTION_COLUMNS`);
+/// * `k`: the hold of the key (`hold_record`'s columns), if keyed;
+/// * `e`: confirmed events, `h`: `active` holds (whole, `hold_record`'s
+///   columns, so that a booking can mark the expired-but-unmarked ones
+///   without reading them again), `x`: imported busy intervals (`id` is
+///   `source_id/uid/recurrence_id`), all overlapping the padded range.
+///
+/// Keyed, a key that has a hold leaves out the busy time (and exceptions):
+/// a hold of this very request that the busy time would show is the key's
+/// row instead. The overlap tests use the expression of the exclusion
+/// constraints, so the planner can answer them from those GiST indexes.
+pub(crate) fn read_sql(shape: ReadShape, hold_record: &str) -> String {
+    let key = "from cal.hold where user_id = $1::text and idempotency_key = $6::text";
+    let guard = if shape.keyed { format!("where not exists (select 1 {key})") } else { String::new() };
+    let overlaps = "tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)')";
+    let mut branches = vec![branch(
+        "v",
+        "(select version from cal.provider_version where user_id = $1::text) as version",
+        "",
+        true,
+    )];
+    if shape.rules {
+        branches.push(branch("r", RULE_COLUMNS, "from cal.weekly_rule where user_id = $1::text and role_code = $2::text", false));
+        branches.push(branch(
+            "c",
+            EXCEPTION_COLUMNS,
+            "from cal.exception, bounds where user_id = $1::text
+               and date_local between (lo at time zone 'UTC')::date and (hi at time zone 'UTC')::date",
+            false,
+        ));
+    }
+    if shape.keyed {
+        branches.push(branch("k", hold_record, key, false));
+    }
+    branches.push(branch(
+        "e",
+        EVENT_COLUMNS,
+        &format!("from cal.event, bounds where user_id = $1::text and status = 'confirmed' and {overlaps}"),
+        false,
+    ));
+    branches.push(branch(
+        "h",
+        hold_record,
+        &format!("from cal.hold, bounds where user_id = $1::text and status = 'active' and {overlaps}"),
+        false,
+    ));
+    branches.push(branch("x", EXTERNAL_COLUMNS, &format!("from cal.external_event, bounds where user_id = $1::text and {overlaps}"), false));
+    format!(
+        "with {}
+         {}
+         order by row_kind, rule_id, date_local, exc_id, start_at, end_at, event_id, hold_id, id",
+        bounds_cte(&guard),
+        branches.join("\n         union all\n         ")
+    )
+}
+
+/// The rows of a read ([`read_sql`]) sorted by kind: the version, the
+/// calendar they make (rules, exceptions, busy time), and, kept as rows,
+/// the busy rows and the key's hold.
+pub(crate) struct Read {
+    pub(crate) version: Option<i64>,
+    pub(crate) calendar: ProviderCalendar,
     pub(crate) busy: Vec<Row>,
     pub(crate) key: Vec<Row>,
 }
 
-impl KeyedBusy {
-    fn split(rows: Vec<Row>) -> Result<Self, StoreError> {
-        let mut out = KeyedBusy { busy: Vec::with_capacity(rows.len()), key: Vec::new() };
+impl Read {
+    fn from_rows(rows: Vec<Row>) -> Result<Self, StoreError> {
+        let mut read = Read { version: None, calendar: ProviderCalendar::default(), busy: Vec::with_capacity(rows.len()), key: Vec::new() };
         for row in rows {
-            if row.try_get::<_, &str>("row_kind")? == "k" {
-                out.key.push(row);
-            } else {
-                out.busy.push(row);
+            match row.try_get::<_, &str>("row_kind")? {
+                "v" => read.version = row.try_get("version")?,
+                "r" => read.calendar.weekly_rules.push(rows::rule(&row)?),
+                "c" => read.calendar.exceptions.push(rows::exception(&row)?.exception),
+                "k" => read.key.push(row),
+                _ => read.busy.push(row),
             }
         }
-        Ok(out)
+        read_busy(&read.busy, &mut read.calendar)?;
+        Ok(read)
     }
 }
 
-/// The statements of a calendar load, built once per process.
-struct CalendarSql {
-    rules: String,
-    /// The rules after the provider's `version` (on every row; one row of
-    /// nulls but the version if there is no rule): a hold request reads the
-    /// version first, in the same statement as the rules.
-    versioned_rules: String,
-    exceptions: String,
-    busy: String,
-}
-
-fn calendar_sql() -> &'static CalendarSql {
-    static SQL: std::sync::OnceLock<CalendarSql> = std::sync::OnceLock::new();
-    SQL.get_or_init(|| CalendarSql {
-        rules: format!("select {RULE_COLUMNS} from cal.weekly_rule where user_id = $1 and role_code = $2 order by rule_id"),
-        versioned_rules: format!(
-            "select (select version from cal.provider_version where user_id = $1::text) as version, r.*
-             from (select 1) as one left join (
-                 select {RULE_COLUMNS} from cal.weekly_rule where user_id = $1::text and role_code = $2::text
-             ) as r on true
-             order by r.rule_id"
-        ),
-        exceptions: format!(
-            concat!(
-                bounds_cte!(""),
-                "select {} from cal.exception, bounds
-                 where user_id = $1::text
-                   and date_local between (lo at time zone 'UTC')::date and (hi at time zone 'UTC')::date
-                 order by date_local, exc_id"
-            ),
-            EXCEPTION_COLUMNS
-        ),
-        busy: concat!(bounds_cte!(""), busy_rows!()).to_owned(),
-    })
-}
-
-/// The parameters of a calendar load: `$1 user_id, $2 role_code, $3 from,
-/// $4 to, $5 duration_min (0: none)`.
+/// The parameters of a read: `$1 user_id, $2 role_code, $3 from, $4 to,
+/// $5 duration_min (0: none)`.
 pub(crate) struct CalendarParams<'a> {
     user_id: &'a str,
     role_code: &'a str,
@@ -183,106 +237,18 @@ impl<'a> CalendarParams<'a> {
         let duration = duration_min.map_or(0, |d| i32::try_from(d).unwrap_or(i32::MAX));
         Ok(CalendarParams { user_id, role_code, from: from.to_chrono(), to: to.to_chrono(), duration })
     }
-
-    fn all(&self) -> [&(dyn ToSql + Sync); 5] {
-        [&self.user_id, &self.role_code, &self.from, &self.to, &self.duration]
-    }
-
-    /// These and `$6 idempotency_key`, for [`keyed_busy_sql`].
-    fn with_key<'k>(&'k self, key: &'k String) -> [&'k (dyn ToSql + Sync); 6] {
-        [&self.user_id, &self.role_code, &self.from, &self.to, &self.duration, key]
-    }
 }
 
-/// The three statements of a calendar load, prepared on one connection, so
-/// that a caller can run them in a pipeline after statements of its own
-/// (a lock first, then the reads it guards).
-pub(crate) struct CalendarStatements {
-    rules: Statement,
-    exceptions: Statement,
-    busy: Statement,
-}
-
-impl CalendarStatements {
-    /// Prepares (or takes from the connection's cache) the three statements.
-    pub(crate) async fn prepare(db: &impl Executor) -> Result<Self, StoreError> {
-        let sql = calendar_sql();
-        Self::prepare_with(db, &sql.rules, &sql.busy).await
-    }
-
-    /// The same for a hold request: the provider's version with the rules,
-    /// and a keyed busy read ([`keyed_busy_sql`]) for the third.
-    pub(crate) async fn prepare_keyed(db: &impl Executor, keyed_busy: &str) -> Result<Self, StoreError> {
-        Self::prepare_with(db, &calendar_sql().versioned_rules, keyed_busy).await
-    }
-
-    async fn prepare_with(db: &impl Executor, rules: &str, busy: &str) -> Result<Self, StoreError> {
-        let (rules, exceptions, busy) =
-            tokio::try_join!(db.prepare(rules), db.prepare(&calendar_sql().exceptions), db.prepare(busy))?;
-        Ok(CalendarStatements { rules, exceptions, busy })
-    }
-
-    /// Runs the three, pipelined in this order, and reads the calendar.
-    pub(crate) async fn load(&self, db: &impl Executor, p: &CalendarParams<'_>) -> Result<ProviderCalendar, StoreError> {
-        Ok(self.load_with(db, &p.all()).await?.0)
-    }
-
-    /// [`Self::load`] for statements prepared keyed, with `key`: the
-    /// calendar, its busy rows with the key's hold row (if any; then no busy
-    /// time), and the provider's version read before them (`None`: no
-    /// version row yet).
-    pub(crate) async fn load_keyed(
-        &self,
-        db: &impl Executor,
-        p: &CalendarParams<'_>,
-        key: &String,
-    ) -> Result<(ProviderCalendar, KeyedBusy, Option<i64>), StoreError> {
-        self.load_with(db, &p.with_key(key)).await
-    }
-
-    async fn load_with(
-        &self,
-        db: &impl Executor,
-        all: &[&(dyn ToSql + Sync)],
-    ) -> Result<(ProviderCalendar, KeyedBusy, Option<i64>), StoreError> {
-        let (rules, exceptions, busy) = tokio::try_join!(
-            biased;
-            db.query_prepared(&self.rules, &all[..2]),
-            db.query_prepared(&self.exceptions, &all[..5]),
-            db.query_prepared(&self.busy, all),
-        )?;
-        // Versioned rules: the version on every row, and a row of nulls
-        // rather than none when there is no rule.
-        let version = match rules.first() {
-            Some(row) if row.columns().first().is_some_and(|c| c.name() == "version") => row.try_get("version")?,
-            _ => None,
-        };
-        let rules = rules.iter().filter(|r| !matches!(r.try_get::<_, Option<&str>>("rule_id"), Ok(None)));
-        let mut calendar = ProviderCalendar {
-            weekly_rules: rules.map(rows::rule).collect::<Result<_, _>>()?,
-            exceptions: exceptions.iter().map(|r| rows::exception(r).map(|s| s.exception)).collect::<Result<_, _>>()?,
-            ..ProviderCalendar::default()
-        };
-        let keyed = KeyedBusy::split(busy)?;
-        read_busy(&keyed.busy, &mut calendar)?;
-        Ok((calendar, keyed, version))
-    }
-}
-
-/// Runs a keyed busy read ([`keyed_busy_sql`], as `keyed_busy`) over `p`
-/// for `key`.
-pub(crate) async fn read_keyed(
-    db: &impl Executor,
-    keyed_busy: &str,
-    p: &CalendarParams<'_>,
-    key: &String,
-) -> Result<KeyedBusy, StoreError> {
-    let statement = db.prepare(keyed_busy).await?;
-    KeyedBusy::split(db.query_prepared(&statement, &p.with_key(key)).await?)
+/// Runs a read (`sql`, one of [`read_sql`]'s; keyed if `key` is given) over
+/// `p`.
+pub(crate) async fn read(db: &impl Executor, sql: &str, p: &CalendarParams<'_>, key: Option<&String>) -> Result<Read, StoreError> {
+    let all: [&(dyn ToSql + Sync); 6] = [&p.user_id, &p.role_code, &p.from, &p.to, &p.duration, &key];
+    let statement = db.prepare(sql).await?;
+    Read::from_rows(db.query_prepared(&statement, &all[..if key.is_some() { 6 } else { 5 }]).await?)
 }
 
 /// Replaces the busy time of a loaded calendar (events, holds and imported
-/// busy time) with the busy rows of [`keyed_busy_sql`].
+/// busy time) with the busy rows of a read.
 pub(crate) fn replace_busy(rows: &[Row], calendar: &mut ProviderCalendar) -> Result<(), StoreError> {
     calendar.events.clear();
     calendar.holds.clear();
@@ -290,7 +256,7 @@ pub(crate) fn replace_busy(rows: &[Row], calendar: &mut ProviderCalendar) -> Res
     read_busy(rows, calendar)
 }
 
-/// Sorts the rows of [`CalendarSql::busy`] into the calendar.
+/// Sorts the busy rows of a read (`e`, `h`, `x`) into the calendar.
 fn read_busy(rows: &[Row], calendar: &mut ProviderCalendar) -> Result<(), StoreError> {
     for row in rows {
         match row.try_get::<_, &str>("row_kind")? {
@@ -313,8 +279,8 @@ fn read_busy(rows: &[Row], calendar: &mut ProviderCalendar) -> Result<(), StoreE
 /// * the busy intervals of the user's external calendars overlapping it.
 ///
 /// `duration_min` is the requested slot length, if any (it widens the range
-/// at the end). Always three statements, pipelined: one round trip on a
-/// pooled connection that ran them before.
+/// at the end). Always one statement: one round trip on a pooled connection
+/// that ran it before.
 pub async fn load_calendar(
     db: &impl Executor,
     user_id: &str,
@@ -323,8 +289,10 @@ pub async fn load_calendar(
     to: Instant,
     duration_min: Option<u32>,
 ) -> Result<ProviderCalendar, StoreError> {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| read_sql(ReadShape { keyed: false, rules: true }, HOLD_COLUMNS));
     let params = CalendarParams::new(user_id, role_code, from, to, duration_min)?;
-    CalendarStatements::prepare(db).await?.load(db, &params).await
+    Ok(read(db, sql, &params, None).await?.calendar)
 }
 
 /// Bookable slots of one provider (SEMANTICS.md §4): [`load_calendar`] then
@@ -337,8 +305,8 @@ pub async fn slots(db: &impl Executor, query: &SlotQuery, now: Instant) -> Resul
 }
 
 /// Slots for several providers at once (`all_of` / `any_of`): each
-/// `(user_id, role_code)`'s calendar is loaded with [`load_calendar`] (five
-/// statements per provider), then `cal_core::common_slots` combines them. A
+/// `(user_id, role_code)`'s calendar is loaded with [`load_calendar`] (one
+/// statement per provider), then `cal_core::common_slots` combines them. A
 /// refusal names the provider by position, e.g. `providers[1].duration_min`.
 pub async fn common_slots(
     db: &impl Executor,
