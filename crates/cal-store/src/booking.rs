@@ -23,7 +23,7 @@ use serde_json::json;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use crate::calendar::{self, CalendarParams, ReadShape, load_calendar};
+use crate::calendar::{self, CalendarParams, READ_ORDER, ReadParts, ReadShape, load_calendar};
 use crate::db::{Begin, Executor};
 use crate::hold_cache::{self, CalendarCache, Cached, Span};
 use crate::error::StoreError;
@@ -248,12 +248,14 @@ pub async fn get_event(db: &impl Executor, event_id: &str) -> Result<EventRecord
 /// The write only tries the lock: one that finds it taken waits, in the same
 /// statement, for the holder with a *shared* lock, so when the holder
 /// commits all waiters wake at once instead of one after another. One that
-/// finds the version already moved takes no lock at all. Either way it lost,
-/// and one more statement reads the key and, unless it has a hold, the busy
-/// time: a concurrent retry of this very request won (its hold is
-/// the answer), or its time is now booked (`CONFLICT` with alternatives),
-/// or the change was elsewhere and it starts over from (1) (queueing for the
-/// lock after many tries).
+/// finds the version already moved takes no lock at all, and brings, from
+/// its own snapshot (already as new as the change), the key and, unless it
+/// has a hold, the busy time; a waiter reads them in one more statement.
+/// Either way it lost, and that read says why: a concurrent retry of this
+/// very request won (its hold is the answer), or its time is now booked
+/// (`CONFLICT` with alternatives), or the change was elsewhere and it starts
+/// over from (1) (queueing for the lock after many tries). In a race the
+/// losers are mostly of the first kind: two statements each.
 ///
 /// [`create_hold_cached`] skips (1) when it can.
 pub async fn create_hold(db: &impl Executor, req: &HoldRequest, now: Instant) -> Result<HoldRecord, StoreError> {
@@ -310,6 +312,7 @@ async fn hold(db: &impl Executor, cache: Option<&CalendarCache>, req: &HoldReque
             },
             _ => None,
         };
+        let read_afresh = hit.is_none();
         let (version, due, calendar, span) = match hit {
             Some(hit) => (hit.version, Vec::new(), hit.calendar, hit.span),
             None => {
@@ -346,7 +349,9 @@ async fn hold(db: &impl Executor, cache: Option<&CalendarCache>, req: &HoldReque
             }
         };
         let queue = attempt >= MAX_OPTIMISTIC_WAITS;
-        match write_hold(db, req, now, version, &due, queue).await? {
+        // After a fresh read, a loss brings its answer (see `write_sql`).
+        let answer_over = read_afresh.then_some(&params);
+        match write_hold(db, req, answer_over, now, version, &due, queue).await? {
             Written::Hold(hold, version) => {
                 tracing::info!(hold_id = %hold.hold_id, user_id = %hold.user_id, expired = due.len(), "hold created");
                 if let Some(cache) = cache {
@@ -357,24 +362,31 @@ async fn hold(db: &impl Executor, cache: Option<&CalendarCache>, req: &HoldReque
                 }
                 return Ok(*hold);
             }
-            Written::Lost => {
+            Written::Lost(fresh) => {
                 // Someone changed the provider meanwhile: lost, unless the
                 // change was elsewhere (then start over from fresh reads).
                 if let Some(cache) = cache {
                     cache.drop_stale(req, version);
-                    // A write of this process may have cached the change.
-                    if let Some(newer) = cache.get(req, now).filter(|c| c.version > version) {
-                        match confirm_cached(db, cache, req, newer, now).await? {
-                            Confirmed::Answer(answer) => return answer,
-                            Confirmed::Write(hit) => {
-                                cached = Some(hit);
-                                continue;
-                            }
-                            Confirmed::Stale(_) => {}
-                        }
-                    }
                 }
-                if let Some(hold) = answer_afresh(db, req, &params, calendar, now).await? {
+                let answered = match fresh {
+                    // The write read the answer itself.
+                    Some(fresh) => answer(req, fresh, calendar, now)?,
+                    None => {
+                        // A write of this process may have cached the change.
+                        if let Some(newer) = cache.and_then(|c| c.get(req, now)).filter(|c| c.version > version) {
+                            match confirm_cached(db, cache.expect("a cache"), req, newer, now).await? {
+                                Confirmed::Answer(answer) => return answer,
+                                Confirmed::Write(hit) => {
+                                    cached = Some(hit);
+                                    continue;
+                                }
+                                Confirmed::Stale(_) => {}
+                            }
+                        }
+                        answer_afresh(db, req, &params, calendar, now).await?
+                    }
+                };
+                if let Some(hold) = answered {
                     return Ok(hold);
                 }
             }
@@ -421,22 +433,34 @@ async fn confirm_cached(
 }
 
 /// The answer to a request whose write lost, or whose cached calendar
-/// refused it, from one statement (one snapshot): the hold of its key if a
-/// retry of the same request made one, else `CONFLICT` (with alternatives)
-/// if the busy time read now refuses it against `calendar`'s rules;
-/// `None`: the way is free, start over.
+/// refused it, from one statement (one snapshot): see [`answer`].
 async fn answer_afresh(
     db: &impl Executor,
     req: &HoldRequest,
     params: &CalendarParams<'_>,
-    mut calendar: cal_core::ProviderCalendar,
+    calendar: cal_core::ProviderCalendar,
     now: Instant,
 ) -> Result<Option<HoldRecord>, StoreError> {
     let fresh = calendar::read(db, &lookup_sql().answer, params, Some(&req.idempotency_key)).await?;
+    answer(req, fresh, calendar, now)
+}
+
+/// The answer a keyed read of busy time (`fresh`) gives a request that
+/// lost: the hold of its key if a retry of the same request made one, else
+/// `CONFLICT` (with alternatives) if that busy time refuses it against
+/// `calendar`'s rules; `None`: the way is free, start over.
+fn answer(
+    req: &HoldRequest,
+    fresh: calendar::Read,
+    mut calendar: cal_core::ProviderCalendar,
+    now: Instant,
+) -> Result<Option<HoldRecord>, StoreError> {
     if let Some(hold) = same_request(req, &fresh.key)? {
         return Ok(Some(hold));
     }
-    calendar::replace_busy(&fresh.busy, &mut calendar)?;
+    calendar.events = fresh.calendar.events;
+    calendar.holds = fresh.calendar.holds;
+    calendar.external_busy = fresh.calendar.external_busy;
     holds::check_hold(req, &calendar, now)?;
     Ok(None)
 }
@@ -464,9 +488,10 @@ struct LookupSql {
     /// `$1`'s version (null: no row) on every row, with the hold of the key
     /// (one row of nulls if none).
     version_key: String,
-    /// The write ([`write_sql`]), `[queue][expire]`: trying the provider's
-    /// lock or queueing for it, with expired holds to mark or none.
-    write: [[String; 2]; 2],
+    /// The write ([`write_sql`]), `[queue][expire][answered]`: trying the
+    /// provider's lock or queueing for it, with expired holds to mark or
+    /// none, with a loser's answer or without.
+    write: [[[String; 2]; 2]; 2],
 }
 
 /// The write of [`write_hold`], taking the provider's lock with `lock` (an
@@ -486,7 +511,13 @@ struct LookupSql {
 ///
 /// The ids are made by the caller (`$14` the hold's, `$15` its outbox
 /// event's), so its payload `$16` is whole before the statement runs.
-fn write_sql(lock: &str, expire: bool) -> String {
+///
+/// If `answered`, a write that finds the version moved brings a loser's
+/// answer (the key and busy time of its statement's snapshot, already as
+/// new as the change), which saves it a statement. It costs every write
+/// some executor work, so only a write after a fresh read, which a race
+/// makes a loser most often, asks for it.
+fn write_sql(lock: &str, expire: bool, answered: bool) -> String {
     let (marked, after_marked, expired_events, after_expired) = if expire {
         (
             "marked as (
@@ -512,6 +543,41 @@ fn write_sql(lock: &str, expire: bool) -> String {
     } else {
         ("", "", String::new(), "")
     };
+    // The outcome first (`w`): the hold, if written. Then, only if the
+    // version had moved before the statement began (then it took no lock),
+    // the key and busy time as of that moment, read as a loser's answer
+    // ([`calendar::read_sql`]; its parameters after this statement's own).
+    let outcome = calendar::branch(
+        "(select got from advisory) as got, (select version from bumped) as new_version,
+         case when (select got from advisory) or not (select v from current) then false
+              else (select true from pg_advisory_xact_lock_shared(hashtextextended('cal.provider:' || $1, 0)))
+         end as waited,",
+        "w",
+        HOLD_RECORD,
+        "from (select 1) as one left join h on true",
+        true,
+    );
+    let answer = ReadParts::new(ReadShape { keyed: true, rules: false }, HOLD_RECORD, "not (select v from current)", "null, null, null,");
+    let first = if expire { 19 } else { 17 };
+    let renumber = |sql: &str| calendar::renumber(sql, |n| match n {
+        3..=5 => first + n - 3,
+        6 => 10,
+        n => n,
+    });
+    let tail = if answered {
+        let branches: Vec<String> = answer.branches.iter().map(|b| renumber(b)).collect();
+        format!(
+            ", {}
+             {outcome}
+             union all
+             {}
+             {READ_ORDER}",
+            renumber(&answer.bounds),
+            branches.join("\n         union all\n         ")
+        )
+    } else {
+        format!(" {outcome}")
+    };
     format!(
         "with current as (
              select exists (select 1 from cal.provider_version where user_id = $1 and version = $13) as v
@@ -532,13 +598,7 @@ fn write_sql(lock: &str, expire: bool) -> String {
              insert into cal.outbox (event_id, event_type, user_id, payload)
              select $15::text::uuid, '{HOLD_CREATED}', $1, $16::jsonb
              from h{after_expired}
-         )
-         select (select got from advisory) as got, (select version from bumped) as new_version,
-                case when (select got from advisory) or not (select v from current) then false
-                     else (select true from pg_advisory_xact_lock_shared(hashtextextended('cal.provider:' || $1, 0)))
-                end as waited,
-                h.*
-         from (select 1) as one left join h on true"
+         ){tail}"
     )
 }
 
@@ -577,7 +637,7 @@ fn lookup_sql() -> &'static LookupSql {
             } else {
                 "pg_try_advisory_xact_lock(hashtextextended('cal.provider:' || $1, 0))"
             };
-            [false, true].map(|expire| write_sql(lock, expire))
+            [false, true].map(|expire| [false, true].map(|answered| write_sql(lock, expire, answered)))
         }),
     })
 }
@@ -633,10 +693,12 @@ fn key_params(req: &HoldRequest) -> [&(dyn ToSql + Sync); 2] {
 /// marks the `due` holds expired (with their outbox rows), inserts the hold
 /// with its outbox row and bumps the version; if the lock was taken, it
 /// waits for its holder, so that what a loser reads next ([`answer_afresh`])
-/// shows the holder's work.
+/// shows the holder's work. With `answer`, a write that finds the version
+/// already moved brings the key and busy time over it with the refusal.
 async fn write_hold(
     db: &impl Executor,
     req: &HoldRequest,
+    answer: Option<&CalendarParams<'_>>,
     now: Instant,
     version: i64,
     due: &[HoldRecord],
@@ -665,14 +727,15 @@ async fn write_hold(
     let due_payloads: Vec<serde_json::Value> =
         due.iter().map(|h| HoldRecord { status: HoldStatus::Expired, ..h.clone() }.payload()).collect();
     let (payload, event_id) = (created.payload(), new_uuid());
-    let all: [&(dyn ToSql + Sync); 18] = [
+    let (kind, mode) = (req.kind.as_str(), req.mode.as_str());
+    let mut all: Vec<&(dyn ToSql + Sync)> = vec![
         &req.user_id,
         &req.role_code,
         &req.customer_id,
         &start_at,
         &end_at,
-        &req.kind.as_str(),
-        &req.mode.as_str(),
+        &kind,
+        &mode,
         &expires_at,
         &req.event_id,
         &req.idempotency_key,
@@ -682,22 +745,34 @@ async fn write_hold(
         &created.hold_id,
         &event_id,
         &payload,
-        &due_ids,
-        &due_payloads,
     ];
     let expire = !due.is_empty();
-    let write = &lookup_sql().write[usize::from(queue)][usize::from(expire)];
-    match db.query(write, if expire { &all } else { &all[..16] }).await {
-        Ok(rows) => Ok(match rows[0].try_get::<_, Option<i64>>("new_version")? {
-            Some(version) => Written::Hold(Box::new(HoldRecord::from_row(&rows[0])?), version),
-            None => Written::Lost,
-        }),
+    if expire {
+        all.extend_from_slice(&[&due_ids, &due_payloads]);
+    }
+    if let Some(params) = answer {
+        all.extend_from_slice(&params.range());
+    }
+    let write = &lookup_sql().write[usize::from(queue)][usize::from(expire)][usize::from(answer.is_some())];
+    match db.query(write, &all).await {
+        Ok(mut rows) => {
+            let at = rows.iter().position(|r| r.get::<_, &str>("row_kind") == "w").expect("the outcome row");
+            let outcome = rows.swap_remove(at);
+            if let Some(version) = outcome.try_get::<_, Option<i64>>("new_version")? {
+                return Ok(Written::Hold(Box::new(HoldRecord::from_row(&outcome)?), version));
+            }
+            // Neither the lock nor a wait for it: the version had moved,
+            // and the rest is the answer as of then.
+            let moved = outcome.try_get::<_, Option<bool>>("got")? == Some(false)
+                && outcome.try_get::<_, Option<bool>>("waited")? == Some(false);
+            Ok(Written::Lost(if moved { Some(calendar::Read::from_rows(rows)?) } else { None }))
+        }
         // Lost all the same: the constraints fire only for a retry of this
         // request, or a writer that bypassed the lock; the key, then the
         // busy time, will say who.
         Err(e) => {
             let e = StoreError::from(e);
-            if ["hold_no_overlap_ex", "hold_idempotency_uq"].iter().any(|c| e.violates(c)) { Ok(Written::Lost) } else { Err(e) }
+            if ["hold_no_overlap_ex", "hold_idempotency_uq"].iter().any(|c| e.violates(c)) { Ok(Written::Lost(None)) } else { Err(e) }
         }
     }
 }
@@ -708,8 +783,8 @@ enum Written {
     Hold(Box<HoldRecord>, i64),
     /// Wrote nothing: another writer of the provider held its lock (this
     /// write waited for it to finish) or had changed the provider since the
-    /// read.
-    Lost,
+    /// read (then, if given, the key and busy time read when it began).
+    Lost(Option<calendar::Read>),
 }
 
 /// The hold an earlier request with this key created (from its row, read by

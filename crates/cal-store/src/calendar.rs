@@ -79,12 +79,13 @@ const READ_COLUMNS: [(&str, &str); 29] = [
     ("id", "text"),
 ];
 
-/// One `union all` branch of a read: `select '{kind}' as row_kind, ...`
-/// with [`READ_COLUMNS`] in order, each the expression `columns` gives it
-/// (a list like `rows::RULE_COLUMNS`: `name` or `expression as name`) or
+/// One `union all` branch of a read: `select {lead} '{kind}' as row_kind,
+/// ...` with [`READ_COLUMNS`] in order, each the expression `columns` gives
+/// it (a list like `rows::RULE_COLUMNS`: `name` or `expression as name`) or
 /// null, then `rest` (`from ...`). The first branch (`typed`) casts its
 /// nulls and names its columns; the others follow its types and names.
-fn branch(kind: &str, columns: &str, rest: &str, typed: bool) -> String {
+/// `lead` is columns of a statement's own before them (`""` for a read).
+pub(crate) fn branch(lead: &str, kind: &str, columns: &str, rest: &str, typed: bool) -> String {
     let given: Vec<(&str, &str)> = columns
         .split(',')
         .map(|item| {
@@ -110,8 +111,12 @@ fn branch(kind: &str, columns: &str, rest: &str, typed: bool) -> String {
             }
         })
         .collect();
-    format!("select '{kind}'{} {} {rest}", if typed { " as row_kind," } else { "," }, exprs.join(", "))
+    format!("select {lead} '{kind}'{} {} {rest}", if typed { " as row_kind," } else { "," }, exprs.join(", "))
 }
+
+/// The order of a read's rows: by kind, then rules by id, exceptions by
+/// date, busy time by start.
+pub(crate) const READ_ORDER: &str = "order by row_kind, rule_id, date_local, exc_id, start_at, end_at, event_id, hold_id, id";
 
 /// What a read ([`read_sql`]) returns.
 #[derive(Clone, Copy)]
@@ -121,6 +126,61 @@ pub(crate) struct ReadShape {
     pub(crate) keyed: bool,
     /// Rules and exceptions (without them, busy time only).
     pub(crate) rules: bool,
+}
+
+/// A read but for its version row, to build a statement on: the `bounds`
+/// CTE (`bounds as (...)`) and the `union all` branches after the first,
+/// each with `lead` ([`branch`]). Every row of them also needs `gate` (a
+/// condition; `true` for a plain read).
+pub(crate) struct ReadParts {
+    pub(crate) bounds: String,
+    pub(crate) branches: Vec<String>,
+}
+
+impl ReadParts {
+    pub(crate) fn new(shape: ReadShape, hold_record: &str, gate: &str, lead: &str) -> Self {
+        let key = "from cal.hold where user_id = $1::text and idempotency_key = $6::text";
+        let guard = if shape.keyed { format!("where {gate} and not exists (select 1 {key})") } else { format!("where {gate}") };
+        let overlaps = "tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)')";
+        let mut branches = Vec::new();
+        if shape.rules {
+            let rules = format!("from cal.weekly_rule where user_id = $1::text and role_code = $2::text and {gate}");
+            branches.push(branch(lead, "r", RULE_COLUMNS, &rules, false));
+            branches.push(branch(
+                lead,
+                "c",
+                EXCEPTION_COLUMNS,
+                "from cal.exception, bounds where user_id = $1::text
+                   and date_local between (lo at time zone 'UTC')::date and (hi at time zone 'UTC')::date",
+                false,
+            ));
+        }
+        if shape.keyed {
+            branches.push(branch(lead, "k", hold_record, &format!("{key} and {gate}"), false));
+        }
+        branches.push(branch(
+            lead,
+            "e",
+            EVENT_COLUMNS,
+            &format!("from cal.event, bounds where user_id = $1::text and status = 'confirmed' and {overlaps}"),
+            false,
+        ));
+        branches.push(branch(
+            lead,
+            "h",
+            hold_record,
+            &format!("from cal.hold, bounds where user_id = $1::text and status = 'active' and {overlaps}"),
+            false,
+        ));
+        branches.push(branch(
+            lead,
+            "x",
+            EXTERNAL_COLUMNS,
+            &format!("from cal.external_event, bounds where user_id = $1::text and {overlaps}"),
+            false,
+        ));
+        ReadParts { bounds: bounds_cte(&guard), branches }
+    }
 }
 
 /// A calendar read in one statement (one snapshot, one round of executor
@@ -142,48 +202,36 @@ pub(crate) struct ReadShape {
 /// row instead. The overlap tests use the expression of the exclusion
 /// constraints, so the planner can answer them from those GiST indexes.
 pub(crate) fn read_sql(shape: ReadShape, hold_record: &str) -> String {
-    let key = "from cal.hold where user_id = $1::text and idempotency_key = $6::text";
-    let guard = if shape.keyed { format!("where not exists (select 1 {key})") } else { String::new() };
-    let overlaps = "tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)')";
-    let mut branches = vec![branch(
-        "v",
-        "(select version from cal.provider_version where user_id = $1::text) as version",
-        "",
-        true,
-    )];
-    if shape.rules {
-        branches.push(branch("r", RULE_COLUMNS, "from cal.weekly_rule where user_id = $1::text and role_code = $2::text", false));
-        branches.push(branch(
-            "c",
-            EXCEPTION_COLUMNS,
-            "from cal.exception, bounds where user_id = $1::text
-               and date_local between (lo at time zone 'UTC')::date and (hi at time zone 'UTC')::date",
-            false,
-        ));
-    }
-    if shape.keyed {
-        branches.push(branch("k", hold_record, key, false));
-    }
-    branches.push(branch(
-        "e",
-        EVENT_COLUMNS,
-        &format!("from cal.event, bounds where user_id = $1::text and status = 'confirmed' and {overlaps}"),
-        false,
-    ));
-    branches.push(branch(
-        "h",
-        hold_record,
-        &format!("from cal.hold, bounds where user_id = $1::text and status = 'active' and {overlaps}"),
-        false,
-    ));
-    branches.push(branch("x", EXTERNAL_COLUMNS, &format!("from cal.external_event, bounds where user_id = $1::text and {overlaps}"), false));
+    let parts = ReadParts::new(shape, hold_record, "true", "");
+    let version = branch("", "v", "(select version from cal.provider_version where user_id = $1::text) as version", "", true);
     format!(
         "with {}
+         {version}
+         union all
          {}
-         order by row_kind, rule_id, date_local, exc_id, start_at, end_at, event_id, hold_id, id",
-        bounds_cte(&guard),
-        branches.join("\n         union all\n         ")
+         {READ_ORDER}",
+        parts.bounds,
+        parts.branches.join("\n         union all\n         ")
     )
+}
+
+/// `sql` with each parameter `$n` renumbered `$map(n)`, so that a read's
+/// parts can join a statement whose parameters are numbered otherwise.
+pub(crate) fn renumber(sql: &str, map: impl Fn(usize) -> usize) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..=at]);
+        rest = &rest[at + 1..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 {
+            let n: usize = rest[..digits].parse().expect("digits");
+            out.push_str(&map(n).to_string());
+            rest = &rest[digits..];
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The rows of a read ([`read_sql`]) sorted by kind: the version, the
@@ -197,7 +245,7 @@ pub(crate) struct Read {
 }
 
 impl Read {
-    fn from_rows(rows: Vec<Row>) -> Result<Self, StoreError> {
+    pub(crate) fn from_rows(rows: Vec<Row>) -> Result<Self, StoreError> {
         let mut read = Read { version: None, calendar: ProviderCalendar::default(), busy: Vec::with_capacity(rows.len()), key: Vec::new() };
         for row in rows {
             match row.try_get::<_, &str>("row_kind")? {
@@ -237,6 +285,11 @@ impl<'a> CalendarParams<'a> {
         let duration = duration_min.map_or(0, |d| i32::try_from(d).unwrap_or(i32::MAX));
         Ok(CalendarParams { user_id, role_code, from: from.to_chrono(), to: to.to_chrono(), duration })
     }
+
+    /// `from, to, duration_min`: the read's `$3, $4, $5`.
+    pub(crate) fn range(&self) -> [&(dyn ToSql + Sync); 3] {
+        [&self.from, &self.to, &self.duration]
+    }
 }
 
 /// Runs a read (`sql`, one of [`read_sql`]'s; keyed if `key` is given) over
@@ -245,15 +298,6 @@ pub(crate) async fn read(db: &impl Executor, sql: &str, p: &CalendarParams<'_>, 
     let all: [&(dyn ToSql + Sync); 6] = [&p.user_id, &p.role_code, &p.from, &p.to, &p.duration, &key];
     let statement = db.prepare(sql).await?;
     Read::from_rows(db.query_prepared(&statement, &all[..if key.is_some() { 6 } else { 5 }]).await?)
-}
-
-/// Replaces the busy time of a loaded calendar (events, holds and imported
-/// busy time) with the busy rows of a read.
-pub(crate) fn replace_busy(rows: &[Row], calendar: &mut ProviderCalendar) -> Result<(), StoreError> {
-    calendar.events.clear();
-    calendar.holds.clear();
-    calendar.external_busy.clear();
-    read_busy(rows, calendar)
 }
 
 /// Sorts the busy rows of a read (`e`, `h`, `x`) into the calendar.

@@ -499,8 +499,11 @@ async fn a_cache_behind_the_database_gives_the_answers_of_fresh_reads() {
 
     // Another process holds 10:00–11:00; the cache does not know.
     let theirs = cal_store::create_hold(&other, &request("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z", "x"), now).await.unwrap();
+    // The write refuses the moved version; one read answers.
     let clash = request("2026-03-02T10:30:00Z", "2026-03-02T11:30:00Z", "b");
-    let cached = conflict_alternatives(cal_store::create_hold_cached(&mine, &cache, &clash, now).await);
+    let counting = cal_store::testing::Counting::new(&mine);
+    let cached = conflict_alternatives(cal_store::create_hold_cached(&counting, &cache, &clash, now).await);
+    assert_eq!(counting.take(), 2);
     assert_eq!(cached, conflict_alternatives(cal_store::create_hold(&other, &clash, now).await));
 
     // It releases both holds, this process's among them, which the cache
@@ -522,6 +525,78 @@ async fn a_cache_behind_the_database_gives_the_answers_of_fresh_reads() {
     assert_eq!(err.error_type(), ErrorType::Conflict, "{err:?}");
     assert_eq!(db.count("select count(*) from cal.hold where idempotency_key = 'c'").await, 0);
     assert_eq!(overlaps(&db.client, now).await, 0);
+}
+
+/// Runs another process's hold right after the first statement through it:
+/// a hold's read, then the other hold, then the hold's write.
+struct HoldBetween<'a> {
+    inner: &'a Client,
+    other: &'a Client,
+    between: std::sync::Mutex<Option<HoldRequest>>,
+}
+
+impl cal_store::Executor for HoldBetween<'_> {
+    fn prepare<'a>(
+        &'a self,
+        sql: &'a str,
+    ) -> impl std::future::Future<Output = Result<tokio_postgres::Statement, tokio_postgres::Error>> + Send + 'a {
+        self.inner.prepare(sql)
+    }
+
+    async fn query_prepared<'a>(
+        &'a self,
+        statement: &'a tokio_postgres::Statement,
+        params: &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+        let rows = self.inner.query_prepared(statement, params).await;
+        let between = self.between.lock().unwrap().take();
+        if let Some(req) = between {
+            cal_store::create_hold(self.other, &req, at(NOW)).await.expect("the other hold");
+        }
+        rows
+    }
+
+    fn execute_prepared<'a>(
+        &'a self,
+        statement: &'a tokio_postgres::Statement,
+        params: &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> impl std::future::Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a {
+        self.inner.execute_prepared(statement, params)
+    }
+
+    fn batch_execute<'a>(&'a self, sql: &'a str) -> impl std::future::Future<Output = Result<(), tokio_postgres::Error>> + Send + 'a {
+        self.inner.batch_execute(sql)
+    }
+}
+
+/// A hold whose provider changed between its read and its write loses
+/// with its answer in the write's own result: two statements in all, the
+/// answer the one fresh reads give, nothing stored for it.
+#[tokio::test]
+async fn a_write_that_finds_the_version_moved_brings_the_answer() {
+    let mut db = TestDb::new().await;
+    provider(&mut db).await;
+    let (mine, other) = (db.connect().await, db.connect().await);
+    let theirs = request("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z", "x");
+    let between = HoldBetween { inner: &mine, other: &other, between: std::sync::Mutex::new(Some(theirs)) };
+    let counting = cal_store::testing::Counting::new(&between);
+    let clash = request("2026-03-02T10:30:00Z", "2026-03-02T11:30:00Z", "b");
+    let lost = conflict_alternatives(cal_store::create_hold(&counting, &clash, at(NOW)).await);
+    assert_eq!(counting.take(), 2, "the read, then the write that refused");
+    assert!(between.between.lock().unwrap().is_none(), "the other hold came between");
+    assert_eq!(lost, conflict_alternatives(cal_store::create_hold(&other, &clash, at(NOW)).await));
+    assert!(!lost.is_empty());
+    assert_eq!(db.count("select count(*) from cal.hold where idempotency_key = 'b'").await, 0);
+
+    // A change elsewhere: the answer finds the way free, and the hold is
+    // written after a fresh read.
+    let elsewhere = request("2026-03-03T10:00:00Z", "2026-03-03T11:00:00Z", "y");
+    *between.between.lock().unwrap() = Some(elsewhere);
+    let free = request("2026-03-02T14:00:00Z", "2026-03-02T15:00:00Z", "c");
+    let hold = cal_store::create_hold(&counting, &free, at(NOW)).await.unwrap();
+    assert_eq!(counting.take(), 4, "read, refused write, read, write");
+    assert_eq!(cal_store::get_hold(&db.client, &hold.hold_id).await.unwrap(), hold);
+    assert_eq!(overlaps(&db.client, at(NOW)).await, 0);
 }
 
 /// Retries of one request through a cache return its one hold, even when
