@@ -547,16 +547,11 @@ fn write_sql(lock: &str, expire: bool, answered: bool) -> String {
     // version had moved before the statement began (then it took no lock),
     // the key and busy time as of that moment, read as a loser's answer
     // ([`calendar::read_sql`]; its parameters after this statement's own).
-    let outcome = calendar::branch(
-        "(select got from advisory) as got, (select version from bumped) as new_version,
+    let lead = "(select got from advisory) as got, (select version from bumped) as new_version,
          case when (select got from advisory) or not (select v from current) then false
               else (select true from pg_advisory_xact_lock_shared(hashtextextended('cal.provider:' || $1, 0)))
-         end as waited,",
-        "w",
-        HOLD_RECORD,
-        "from (select 1) as one left join h on true",
-        true,
-    );
+         end as waited,";
+    let from_h = "from (select 1) as one left join h on true";
     let answer = ReadParts::new(ReadShape { keyed: true, rules: false }, HOLD_RECORD, "not (select v from current)", "null, null, null,");
     let first = if expire { 19 } else { 17 };
     let renumber = |sql: &str| calendar::renumber(sql, |n| match n {
@@ -566,6 +561,7 @@ fn write_sql(lock: &str, expire: bool, answered: bool) -> String {
     });
     let tail = if answered {
         let branches: Vec<String> = answer.branches.iter().map(|b| renumber(b)).collect();
+        let outcome = calendar::branch(lead, "w", HOLD_RECORD, from_h, true);
         format!(
             ", {}
              {outcome}
@@ -576,7 +572,8 @@ fn write_sql(lock: &str, expire: bool, answered: bool) -> String {
             branches.join("\n         union all\n         ")
         )
     } else {
-        format!(" {outcome}")
+        // The outcome alone, no wider than the hold.
+        format!(" select {lead} 'w' as row_kind, h.* {from_h}")
     };
     format!(
         "with current as (
