@@ -373,8 +373,10 @@ async fn hold(db: &impl Executor, cache: Option<&CalendarCache>, req: &HoldReque
                     Some(fresh) => answer(req, fresh, calendar, now)?,
                     None => {
                         // A write of this process may have cached the change.
-                        if let Some(newer) = cache.and_then(|c| c.get(req, now)).filter(|c| c.version > version) {
-                            match confirm_cached(db, cache.expect("a cache"), req, newer, now).await? {
+                        if let Some(cache) = cache
+                            && let Some(newer) = cache.get(req, now).filter(|n| n.version > version)
+                        {
+                            match confirm_cached(db, cache, req, newer, now).await? {
                                 Confirmed::Answer(answer) => return answer,
                                 Confirmed::Write(hit) => {
                                     cached = Some(hit);
@@ -552,14 +554,14 @@ fn write_sql(lock: &str, expire: bool, answered: bool) -> String {
               else (select true from pg_advisory_xact_lock_shared(hashtextextended('cal.provider:' || $1, 0)))
          end as waited,";
     let from_h = "from (select 1) as one left join h on true";
-    let answer = ReadParts::new(ReadShape { keyed: true, rules: false }, HOLD_RECORD, "not (select v from current)", "null, null, null,");
-    let first = if expire { 19 } else { 17 };
-    let renumber = |sql: &str| calendar::renumber(sql, |n| match n {
-        3..=5 => first + n - 3,
-        6 => 10,
-        n => n,
-    });
     let tail = if answered {
+        let answer = ReadParts::new(ReadShape { keyed: true, rules: false }, HOLD_RECORD, "not (select v from current)", "null, null, null,");
+        let first = if expire { 19 } else { 17 };
+        let renumber = |sql: &str| calendar::renumber(sql, |n| match n {
+            3..=5 => first + n - 3,
+            6 => 10,
+            n => n,
+        });
         let branches: Vec<String> = answer.branches.iter().map(|b| renumber(b)).collect();
         let outcome = calendar::branch(lead, "w", HOLD_RECORD, from_h, true);
         format!(
