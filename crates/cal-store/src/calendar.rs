@@ -374,3 +374,33 @@ pub async fn common_slots(
     cal_core::common_slots(mode, &participants, range, now)
         .map_err(|e| StoreError::validation(format!("providers[{}].{}", e.index, e.source.field()), e.source))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renumber_maps_whole_parameter_numbers_only() {
+        let sql = "where a = $1 and b = $10 and c = $3::int and d = '$' and e = $";
+        assert_eq!(
+            renumber(sql, |n| n + 16),
+            "where a = $17 and b = $26 and c = $19::int and d = '$' and e = $"
+        );
+    }
+
+    #[test]
+    fn every_branch_has_every_column_in_order() {
+        let typed = branch("", "r", RULE_COLUMNS, "from cal.weekly_rule", true);
+        assert!(typed.starts_with("select  'r' as row_kind, null::int8 as version, (rule_id)::text as rule_id,"), "{typed}");
+        let plain = branch("null,", "x", EXTERNAL_COLUMNS, "from cal.external_event", false);
+        // After the lead, after row_kind, and between the columns.
+        assert_eq!(plain.matches(", ").count(), 1 + READ_COLUMNS.len(), "{plain}");
+        assert!(plain.ends_with("source_id || '/' || uid || '/' || recurrence_id from cal.external_event"), "{plain}");
+    }
+
+    #[test]
+    #[should_panic(expected = "a read has no column nope")]
+    fn a_column_a_read_lacks_is_refused_when_the_sql_is_built() {
+        branch("", "r", "rule_id, nope", "", false);
+    }
+}
