@@ -2,9 +2,9 @@
 //!
 //! [`load_calendar`] runs one statement ([`read_sql`]) whatever the number of
 //! days, rules or rows: the cost of a query does not grow with the range,
-//! and what it reads is one snapshot. Which
-//! rows are needed is decided here; what they mean is decided by `cal_core`
-//! alone (no feasibility logic in SQL).
+//! and what it reads is one snapshot. Which rows are needed is decided here;
+//! what they mean is decided by `cal_core` alone (no feasibility logic in
+//! SQL).
 
 use cal_core::feasibility::{Combine, CommonAnswer, Participant, ProviderCalendar, SlotAnswer, SlotQuery, SlotRange};
 use cal_core::time::Instant;
