@@ -20,7 +20,9 @@
 //!     slot at the same moment, several rounds; once with one cache shared by
 //!     the tasks (one process serving them all), once without. Target: p99
 //!     latency ≤ 50 ms, and exactly one winner per round (the others get
-//!     `CONFLICT`).
+//!     `CONFLICT`). Then once more without a cache, the R tasks sharing a
+//!     pool of N connections (the wait for one is timed): what a cap on the
+//!     database's sessions would give.
 //!
 //! (c) Where one uncontended `create_hold` spends its time: a bare round
 //!     trip, the calendar load and the pure check timed one by one, next to
@@ -311,6 +313,16 @@ enum Outcome {
     Failed(String),
 }
 
+impl Outcome {
+    fn of(result: Result<cal_store::HoldRecord, StoreError>) -> Outcome {
+        match result {
+            Ok(_) => Outcome::Won,
+            Err(StoreError::Booking(BookingError::Conflict { .. })) => Outcome::Conflict,
+            Err(e) => Outcome::Failed(format!("{}: {e}", e.code())),
+        }
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -457,12 +469,7 @@ async fn main() {
                         let started = Timer::now();
                         let result = hold(&client, cache, &req).await;
                         let took = started.elapsed();
-                        let outcome = match result {
-                            Ok(_) => Outcome::Won,
-                            Err(StoreError::Booking(BookingError::Conflict { .. })) => Outcome::Conflict,
-                            Err(e) => Outcome::Failed(format!("{}: {e}", e.code())),
-                        };
-                        results.push((took, outcome));
+                        results.push((took, Outcome::of(result)));
                     }
                 }
                 // The connection is closed only after every task is done: a
@@ -497,12 +504,81 @@ async fn main() {
         println!("    active holds of the raced provider: {active} (rounds: {})", o.rounds);
         one_winner_each &= active == o.rounds as i64;
     }
+    // (b) again, plain, but the requests share a pool of `connections`
+    // connections (a server process's pool, or Lambdas behind a proxy that
+    // caps the database's connections): each waits for a connection first,
+    // and that wait is timed with it.
+    let pooled = pooled_race(&mut db, race, o.connections, o.rounds).await;
+    println!();
+    println!("(b) race, plain, pooled: {race} tasks over {} pooled connections for one slot, {} rounds", o.connections, o.rounds);
+    one_winner_each &= report_race(&pooled, race);
+    let active = db.count("select count(*) from cal.hold where user_id = 'race_pooled' and status = 'active'").await;
+    println!("    active holds of the raced provider: {active} (rounds: {})", o.rounds);
+    one_winner_each &= active == o.rounds as i64;
+    drop(open);
     // Drop the database before exiting (process::exit skips destructors).
     drop(db);
     if !one_winner_each {
         eprintln!("booking bench: a race did not have exactly one winner per round");
         std::process::exit(1);
     }
+}
+
+/// The race of (b) for `create_hold` with `race` tasks sharing a pool of
+/// `size` connections, warmed first (each connection's statements prepared
+/// and past their custom-planned runs); per round, each task's time from
+/// the start (its wait for a connection included) and outcome.
+async fn pooled_race(db: &mut TestDb, race: usize, size: usize, rounds: usize) -> Vec<Vec<(Duration, Outcome)>> {
+    let user = "race_pooled";
+    seed(db, std::iter::once(user.to_owned())).await;
+    seed(db, (0..size).map(|c| format!("pool_warm_{c}"))).await;
+    let pool = cal_store::pool_from_config(db.config.clone(), size).expect("a pool");
+    let warm: Vec<_> = (0..size)
+        .map(|c| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                // Hold every connection at once, so each is warmed.
+                let client = pool.get().await.expect("a pooled connection");
+                let own = format!("pool_warm_{c}");
+                for k in 0..2 * WARM_HOLDS {
+                    hold(&client, None, &request(&own, &format!("w{k}"), slot(k))).await.expect("a warm-up hold");
+                }
+                for k in 0..WARM_HOLDS {
+                    let refused = hold(&client, None, &request(&own, &format!("x{k}"), slot(0))).await;
+                    assert!(matches!(refused, Err(StoreError::Booking(BookingError::Conflict { .. }))), "{refused:?}");
+                }
+                client
+            })
+        })
+        .collect();
+    let mut clients = Vec::with_capacity(size);
+    for t in warm {
+        clients.push(t.await.unwrap());
+    }
+    drop(clients);
+    let mut per_round = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        let barrier = Arc::new(Barrier::new(race));
+        let tasks: Vec<_> = (0..race)
+            .map(|t| {
+                let (pool, barrier) = (pool.clone(), barrier.clone());
+                let req = request(user, &format!("r{round}-t{t}"), slot(round as u64 * SLOTS_PER_DAY + 4));
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let started = Timer::now();
+                    let client = pool.get().await.expect("a pooled connection");
+                    let result = hold(&client, None, &req).await;
+                    (started.elapsed(), Outcome::of(result))
+                })
+            })
+            .collect();
+        let mut results = Vec::with_capacity(race);
+        for t in tasks {
+            results.push(t.await.unwrap());
+        }
+        per_round.push(results);
+    }
+    per_round
 }
 
 /// Prints a race's rounds and their percentiles; whether each round had
