@@ -23,7 +23,7 @@ use serde_json::json;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use crate::calendar::{self, CalendarParams, READ_ORDER, ReadParts, ReadShape, load_calendar};
+use crate::calendar::{self, CalendarParams, ReadParts, ReadShape, load_calendar};
 use crate::db::{Begin, Executor};
 use crate::hold_cache::{self, CalendarCache, Cached, Span};
 use crate::error::StoreError;
@@ -254,8 +254,8 @@ pub async fn get_event(db: &impl Executor, event_id: &str) -> Result<EventRecord
 /// Either way it lost, and that read says why: a concurrent retry of this
 /// very request won (its hold is the answer), or its time is now booked
 /// (`CONFLICT` with alternatives), or the change was elsewhere and it starts
-/// over from (1) (queueing for the lock after many tries). In a race the
-/// losers are mostly of the first kind: two statements each.
+/// over from (1) (queueing for the lock after many tries). In a race most
+/// losers find the version moved: two statements each.
 ///
 /// [`create_hold_cached`] skips (1) when it can.
 pub async fn create_hold(db: &impl Executor, req: &HoldRequest, now: Instant) -> Result<HoldRecord, StoreError> {
@@ -555,24 +555,16 @@ fn write_sql(lock: &str, expire: bool, answered: bool) -> String {
          end as waited,";
     let from_h = "from (select 1) as one left join h on true";
     let tail = if answered {
-        let answer = ReadParts::new(ReadShape { keyed: true, rules: false }, HOLD_RECORD, "not (select v from current)", "null, null, null,");
+        // The read's $3–$5 go after our own parameters; its key $6 is our $10.
         let first = if expire { 19 } else { 17 };
-        let renumber = |sql: &str| calendar::renumber(sql, |n| match n {
+        let answer = ReadParts::new(ReadShape { keyed: true, rules: false }, HOLD_RECORD, "not (select v from current)", "null, null, null,");
+        let end = answer.finish(&calendar::branch(lead, "w", HOLD_RECORD, from_h, true));
+        let end = calendar::renumber(&end, |n| match n {
             3..=5 => first + n - 3,
             6 => 10,
             n => n,
         });
-        let branches: Vec<String> = answer.branches.iter().map(|b| renumber(b)).collect();
-        let outcome = calendar::branch(lead, "w", HOLD_RECORD, from_h, true);
-        format!(
-            ", {}
-             {outcome}
-             union all
-             {}
-             {READ_ORDER}",
-            renumber(&answer.bounds),
-            branches.join("\n         union all\n         ")
-        )
+        format!(", {end}")
     } else {
         // The outcome alone, no wider than the hold.
         format!(" select {lead} 'w' as row_kind, h.* {from_h}")

@@ -116,7 +116,7 @@ pub(crate) fn branch(lead: &str, kind: &str, columns: &str, rest: &str, typed: b
 
 /// The order of a read's rows: by kind, then rules by id, exceptions by
 /// date, busy time by start.
-pub(crate) const READ_ORDER: &str = "order by row_kind, rule_id, date_local, exc_id, start_at, end_at, event_id, hold_id, id";
+const READ_ORDER: &str = "order by row_kind, rule_id, date_local, exc_id, start_at, end_at, event_id, hold_id, id";
 
 /// What a read ([`read_sql`]) returns.
 #[derive(Clone, Copy)]
@@ -128,13 +128,13 @@ pub(crate) struct ReadShape {
     pub(crate) rules: bool,
 }
 
-/// A read but for its version row, to build a statement on: the `bounds`
-/// CTE (`bounds as (...)`) and the `union all` branches after the first,
-/// each with `lead` ([`branch`]). Every row of them also needs `gate` (a
-/// condition; `true` for a plain read).
+/// A read but for its first row, to build a statement on: the `bounds`
+/// CTE and the `union all` branches after the first, each with `lead`
+/// ([`branch`]). Every row of them also needs `gate` (a condition; `true`
+/// for a plain read).
 pub(crate) struct ReadParts {
-    pub(crate) bounds: String,
-    pub(crate) branches: Vec<String>,
+    bounds: String,
+    branches: Vec<String>,
 }
 
 impl ReadParts {
@@ -181,6 +181,20 @@ impl ReadParts {
         ));
         ReadParts { bounds: bounds_cte(&guard), branches }
     }
+
+    /// The statement's end from its last CTE on: `bounds as (...)`, then
+    /// `first` (a typed [`branch`]), the other branches and their order.
+    pub(crate) fn finish(&self, first: &str) -> String {
+        format!(
+            "{}
+             {first}
+             union all
+             {}
+             {READ_ORDER}",
+            self.bounds,
+            self.branches.join("\n         union all\n         ")
+        )
+    }
 }
 
 /// A calendar read in one statement (one snapshot, one round of executor
@@ -202,17 +216,8 @@ impl ReadParts {
 /// row instead. The overlap tests use the expression of the exclusion
 /// constraints, so the planner can answer them from those GiST indexes.
 pub(crate) fn read_sql(shape: ReadShape, hold_record: &str) -> String {
-    let parts = ReadParts::new(shape, hold_record, "true", "");
     let version = branch("", "v", "(select version from cal.provider_version where user_id = $1::text) as version", "", true);
-    format!(
-        "with {}
-         {version}
-         union all
-         {}
-         {READ_ORDER}",
-        parts.bounds,
-        parts.branches.join("\n         union all\n         ")
-    )
+    format!("with {}", ReadParts::new(shape, hold_record, "true", "").finish(&version))
 }
 
 /// `sql` with each parameter `$n` renumbered `$map(n)`, so that a read's
