@@ -307,6 +307,83 @@ async fn breakdown(db: &mut TestDb) {
     println!("    {:<48} {:>8}", "create_hold_cached, whole", mean(cached));
 }
 
+/// What the machine had spent at one moment, to tell what a race cost: the
+/// CPU time of this process and of the race's backends (if the server runs
+/// on this machine), and the statements of this database run and planned
+/// so far (if `pg_stat_statements` is loaded).
+struct Usage {
+    at: Timer,
+    bench_ns: u64,
+    backends_ns: Option<u64>,
+    statements: Option<(i64, i64)>,
+}
+
+/// CPU time of a process or thread so far, from its `schedstat` (ns).
+fn cpu_ns(dir: &std::path::Path) -> Option<u64> {
+    std::fs::read_to_string(dir.join("schedstat")).ok()?.split_whitespace().next()?.parse().ok()
+}
+
+impl Usage {
+    async fn now(db: &TestDb, backends: &[i32]) -> Usage {
+        let threads = std::fs::read_dir("/proc/self/task").map(|d| d.filter_map(|t| cpu_ns(&t.ok()?.path())).sum());
+        // A backend's pid names a process of this machine only if the server
+        // runs here (and the process is PostgreSQL's).
+        let local = db.config.get_hosts().iter().all(|h| match h {
+            tokio_postgres::config::Host::Tcp(host) => ["127.0.0.1", "localhost", "::1"].contains(&host.as_str()),
+            _ => true,
+        });
+        let backends_ns = local
+            .then(|| {
+                backends.iter().try_fold(0u64, |sum, pid| {
+                    let dir = std::path::PathBuf::from(format!("/proc/{pid}"));
+                    let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+                    (comm.trim() == "postgres").then_some(())?;
+                    Some(sum + cpu_ns(&dir)?)
+                })
+            })
+            .flatten();
+        let statements = db
+            .client
+            .query_one(
+                "select coalesce(sum(plans), 0)::int8, coalesce(sum(calls), 0)::int8 from pg_stat_statements
+                 where dbid = (select oid from pg_database where datname = current_database())
+                   and query not like '%pg_stat_statements%'",
+                &[],
+            )
+            .await
+            .ok()
+            .map(|r| (r.get(0), r.get(1)));
+        Usage { at: Timer::now(), bench_ns: threads.unwrap_or(0), backends_ns, statements }
+    }
+
+    /// What was spent from `self` to `later`, as a line of a race's report.
+    fn report(&self, later: &Usage, backends: usize) -> String {
+        let ms = |ns: u64| format!("{:.0} ms", ns as f64 / 1e6);
+        let server = match (self.backends_ns, later.backends_ns) {
+            (Some(a), Some(b)) => format!("{} of CPU in its {backends} backends, ", ms(b - a)),
+            _ => String::new(),
+        };
+        let planned = match (self.statements, later.statements) {
+            (Some((p0, c0)), Some((p1, c1))) => format!("; {} of its {} statements planned", p1 - p0, c1 - c0),
+            _ => String::new(),
+        };
+        format!(
+            "    the rounds took {:.0} ms: {server}{} of CPU in the bench{planned}",
+            (later.at - self.at).as_secs_f64() * 1e3,
+            ms(later.bench_ns - self.bench_ns),
+        )
+    }
+}
+
+/// The backend pid of each connection.
+async fn backend_pids(clients: &[Client]) -> Vec<i32> {
+    let mut pids = Vec::with_capacity(clients.len());
+    for c in clients {
+        pids.push(Executor::query(c, "select pg_backend_pid()", &[]).await.unwrap()[0].get(0));
+    }
+    pids
+}
+
 enum Outcome {
     Won,
     Conflict,
@@ -352,6 +429,12 @@ async fn main() {
     // TestDb's own connection, the admin connection and a margin.
     let race = o.race.min(max_conn.saturating_sub(5));
     println!("booking bench · PostgreSQL {version} · max_connections {max_conn} · database {}", db.name);
+    // Counts of statements run and planned, if the server loads it.
+    let counted = db.client.batch_execute("create extension if not exists pg_stat_statements").await.is_ok()
+        && db.client.batch_execute("select 1 from pg_stat_statements limit 1").await.is_ok();
+    if !counted {
+        println!("note: no pg_stat_statements: the races do not count the statements planned");
+    }
     if race < o.race {
         println!("note: the server allows {max_conn} connections: the race runs {race} tasks, not {}", o.race);
     }
@@ -418,15 +501,19 @@ async fn main() {
     seed(&mut db, races.iter().map(|r| r.1.to_owned())).await;
     seed(&mut db, (0..race).map(|t| format!("warm_{t}"))).await;
     let clients = connections(&db, race).await;
+    let pids = backend_pids(&clients).await;
     let cache = Arc::new(CalendarCache::default());
     let barrier = Arc::new(Barrier::new(race));
     let (warmed, analyzed) = (Arc::new(Barrier::new(race + 1)), Arc::new(Barrier::new(race + 1)));
+    // Before and after each race's rounds, this task takes the usage so
+    // far between two waits on `mark`.
+    let mark = Arc::new(Barrier::new(race + 1));
     let tasks: Vec<_> = clients
         .into_iter()
         .enumerate()
         .map(|(t, client)| {
             let (barrier, rounds, cache) = (barrier.clone(), o.rounds, cache.clone());
-            let (warmed, analyzed) = (warmed.clone(), analyzed.clone());
+            let (warmed, analyzed, mark) = (warmed.clone(), analyzed.clone(), mark.clone());
             tokio::spawn(async move {
                 // Warm the connection like a Lambda's that has served a few
                 // requests: its statements prepared and past PostgreSQL's
@@ -462,6 +549,9 @@ async fn main() {
                     // A request at night, refused: the provider read once.
                     let night = (slot(0).0.plus_secs(-5 * 3_600), slot(0).0.plus_secs(-4 * 3_600));
                     let _ = hold(&client, cache, &request(user, &format!("warm{t}"), night)).await;
+                    for _ in 0..2 {
+                        mark.wait().await;
+                    }
                     for round in 0..rounds {
                         // Each round races for a slot of its own day.
                         let req = request(user, &format!("r{round}-t{t}"), slot(round as u64 * SLOTS_PER_DAY + 4));
@@ -470,6 +560,9 @@ async fn main() {
                         let result = hold(&client, cache, &req).await;
                         let took = started.elapsed();
                         results.push((took, Outcome::of(result)));
+                    }
+                    for _ in 0..2 {
+                        mark.wait().await;
                     }
                 }
                 // The connection is closed only after every task is done: a
@@ -484,6 +577,16 @@ async fn main() {
     warmed.wait().await;
     db.client.batch_execute("analyze").await.unwrap();
     analyzed.wait().await;
+    let mut usage = Vec::with_capacity(races.len());
+    for _ in races {
+        let mut ends = Vec::with_capacity(2);
+        for _ in 0..2 {
+            mark.wait().await;
+            ends.push(Usage::now(&db, &pids).await);
+            mark.wait().await;
+        }
+        usage.push(ends);
+    }
     let mut per_round: Vec<Vec<(Duration, Outcome)>> = (0..2 * o.rounds).map(|_| Vec::new()).collect();
     let mut open = Vec::with_capacity(race);
     for t in tasks {
@@ -500,6 +603,7 @@ async fn main() {
         println!();
         println!("(b) race, {name}: {race} tasks on {race} connections for one slot, {} rounds", o.rounds);
         one_winner_each &= report_race(rounds, race);
+        println!("{}", usage[k][0].report(&usage[k][1], race));
         let active = db.count(&format!("select count(*) from cal.hold where user_id = '{user}' and status = 'active'")).await;
         println!("    active holds of the raced provider: {active} (rounds: {})", o.rounds);
         one_winner_each &= active == o.rounds as i64;
@@ -508,10 +612,11 @@ async fn main() {
     // connections (a server process's pool, or Lambdas behind a proxy that
     // caps the database's connections): each waits for a connection first,
     // and that wait is timed with it.
-    let pooled = pooled_race(&mut db, race, o.connections, o.rounds).await;
+    let (pooled, used) = pooled_race(&mut db, race, o.connections, o.rounds).await;
     println!();
     println!("(b) race, plain, pooled: {race} tasks over {} pooled connections for one slot, {} rounds", o.connections, o.rounds);
     one_winner_each &= report_race(&pooled, race);
+    println!("{}", used[0].report(&used[1], o.connections));
     let active = db.count("select count(*) from cal.hold where user_id = 'race_pooled' and status = 'active'").await;
     println!("    active holds of the raced provider: {active} (rounds: {})", o.rounds);
     one_winner_each &= active == o.rounds as i64;
@@ -527,8 +632,9 @@ async fn main() {
 /// The race of (b) for `create_hold` with `race` tasks sharing a pool of
 /// `size` connections, warmed first (each connection's statements prepared
 /// and past their custom-planned runs); per round, each task's time from
-/// the start (its wait for a connection included) and outcome.
-async fn pooled_race(db: &mut TestDb, race: usize, size: usize, rounds: usize) -> Vec<Vec<(Duration, Outcome)>> {
+/// the start (its wait for a connection included) and outcome; and the
+/// usage before and after the rounds.
+async fn pooled_race(db: &mut TestDb, race: usize, size: usize, rounds: usize) -> (Vec<Vec<(Duration, Outcome)>>, [Usage; 2]) {
     let user = "race_pooled";
     seed(db, std::iter::once(user.to_owned())).await;
     seed(db, (0..size).map(|c| format!("pool_warm_{c}"))).await;
@@ -555,7 +661,9 @@ async fn pooled_race(db: &mut TestDb, race: usize, size: usize, rounds: usize) -
     for t in warm {
         clients.push(t.await.unwrap());
     }
+    let pids = backend_pids(&clients).await;
     drop(clients);
+    let before = Usage::now(db, &pids).await;
     let mut per_round = Vec::with_capacity(rounds);
     for round in 0..rounds {
         let barrier = Arc::new(Barrier::new(race));
@@ -578,7 +686,8 @@ async fn pooled_race(db: &mut TestDb, race: usize, size: usize, rounds: usize) -
         }
         per_round.push(results);
     }
-    per_round
+    let after = Usage::now(db, &pids).await;
+    (per_round, [before, after])
 }
 
 /// Prints a race's rounds and their percentiles; whether each round had
