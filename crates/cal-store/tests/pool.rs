@@ -43,3 +43,28 @@ async fn a_bad_url_is_a_config_error_that_does_not_repeat_it() {
     assert!(matches!(err, StoreError::Config { var: "DATABASE_URL", problem: ConfigProblem::Invalid(_) }), "{err:?}");
     assert!(!err.to_string().contains("s3cret"), "{err}");
 }
+
+/// `plan_cache_mode` and `statement_timeout` as a connection sees them.
+async fn settings(client: &tokio_postgres::Client) -> (String, String) {
+    let row = client.query_one("select current_setting('plan_cache_mode'), current_setting('statement_timeout')", &[]).await.unwrap();
+    (row.get(0), row.get(1))
+}
+
+#[tokio::test]
+async fn connections_plan_each_statement_once_and_keep_the_options_of_their_url() {
+    let db = TestDb::empty().await;
+    let url = url_for(&db.name);
+    let generic = ("force_generic_plan".to_owned(), "0".to_owned());
+
+    let pool = pool_from_url(&url, 1).unwrap();
+    assert_eq!(settings(&pool.get().await.unwrap()).await, generic);
+    assert_eq!(settings(&cal_store::connect(&url).await.unwrap()).await, generic);
+
+    // Options of the URL's own are kept, and win over the store's.
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let own = format!("{url}{sep}options=-c%20statement_timeout%3D4321");
+    let pool = pool_from_url(&own, 1).unwrap();
+    assert_eq!(settings(&pool.get().await.unwrap()).await, ("force_generic_plan".to_owned(), "4321ms".to_owned()));
+    let auto = format!("{url}{sep}options=-c%20plan_cache_mode%3Dauto");
+    assert_eq!(settings(&cal_store::connect(&auto).await.unwrap()).await, ("auto".to_owned(), "0".to_owned()));
+}
