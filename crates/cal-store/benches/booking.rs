@@ -49,8 +49,9 @@ const ROLE: &str = "photographer";
 /// Rules open 06:00–22:00 UTC every day: 16 hourly slots a day.
 const SLOTS_PER_DAY: u64 = 16;
 const FIRST_HOUR: u64 = 6;
-/// Holds each race connection makes before the race (see the warm-up).
-const WARM_HOLDS: u64 = 6;
+/// Holds each race connection makes before the race, each way (see the
+/// warm-up): one, as a Lambda instance that has served one request.
+const WARM_HOLDS: u64 = 1;
 
 struct Options {
     holds: usize,
@@ -515,10 +516,11 @@ async fn main() {
             let (barrier, rounds, cache) = (barrier.clone(), o.rounds, cache.clone());
             let (warmed, analyzed, mark) = (warmed.clone(), analyzed.clone(), mark.clone());
             tokio::spawn(async move {
-                // Warm the connection like a Lambda's that has served a few
-                // requests: its statements prepared and past PostgreSQL's
-                // first five (custom-planned) runs. Holds on a provider of
-                // its own (one per task), then a refused request.
+                // Warm the connection like a Lambda's that has served a
+                // request or two: its statements prepared and planned once
+                // (the store's connections plan generically: see
+                // `cal_store::pool_from_config`). Holds on a provider of its
+                // own (one per task), then a refused request.
                 // Then, once the statistics are fresh (see below), as many
                 // again: a fresh ANALYZE replans every cached statement.
                 let own = format!("warm_{t}");
@@ -631,7 +633,7 @@ async fn main() {
 
 /// The race of (b) for `create_hold` with `race` tasks sharing a pool of
 /// `size` connections, warmed first (each connection's statements prepared
-/// and past their custom-planned runs); per round, each task's time from
+/// and planned); per round, each task's time from
 /// the start (its wait for a connection included) and outcome; and the
 /// usage before and after the rounds.
 async fn pooled_race(db: &mut TestDb, race: usize, size: usize, rounds: usize) -> (Vec<Vec<(Duration, Outcome)>>, [Usage; 2]) {
