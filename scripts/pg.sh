@@ -103,19 +103,13 @@ start() {
 
     make_certificates
 
-    # pg_stat_statements, loaded as RDS and Aurora load it by default: the
-    # booking bench reads it to tell how often a race's statements were
-    # planned (a plan invalidated by autovacuum is planned again).
-    local preload=""
-    [[ -e $bindir/../lib/pg_stat_statements.so ]] && preload="-c shared_preload_libraries=pg_stat_statements"
-
     # The port is free when chosen but could be taken before the server binds
     # it: retry with another one.
     local port attempt
     for attempt in 1 2 3 4 5; do
         port=$(free_port)
         if as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -s \
-            -o "-c listen_addresses=127.0.0.1 -c port=$port -k '$dir' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c ssl=on -c ssl_cert_file='$dir/server.pem' -c ssl_key_file='$dir/server.key' $preload" \
+            -o "-c listen_addresses=127.0.0.1 -c port=$port -k '$dir' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c ssl=on -c ssl_cert_file='$dir/server.pem' -c ssl_key_file='$dir/server.key'" \
             start >&2; then
             local url="postgres://app@127.0.0.1:$port/postgres"
             printf 'DATABASE_URL=%s\nDATABASE_TEST_CA=%s\n' "$url" "$dir/ca.pem" >"$dir/env"

@@ -310,12 +310,16 @@ async fn breakdown(db: &mut TestDb) {
 
 /// What the machine had spent at one moment, to tell what a race cost: the
 /// CPU time of this process and of the race's backends (if the server runs
-/// on this machine), and the statements of this database run and planned
-/// so far (if `pg_stat_statements` is loaded).
+/// on this machine); the autovacuum and autoanalyze runs of the `cal` tables
+/// so far (each run invalidates the plans of every statement reading its
+/// table, which each connection then plans again); and, if the server
+/// loads `pg_stat_statements` with `track_planning` on, the statements of
+/// this database run and planned so far.
 struct Usage {
     at: Timer,
     bench_ns: u64,
     backends_ns: Option<u64>,
+    autovacuums: i64,
     statements: Option<(i64, i64)>,
 }
 
@@ -343,22 +347,28 @@ impl Usage {
                 })
             })
             .flatten();
+        let autovacuums = db
+            .count("select coalesce(sum(autovacuum_count + autoanalyze_count), 0)::int8 from pg_stat_user_tables where schemaname = 'cal'")
+            .await;
         let statements = db
             .client
             .query_one(
                 "select coalesce(sum(plans), 0)::int8, coalesce(sum(calls), 0)::int8 from pg_stat_statements
                  where dbid = (select oid from pg_database where datname = current_database())
-                   and query not like '%pg_stat_statements%'",
+                   and query not like '%pg_stat_statements%'
+                   and current_setting('pg_stat_statements.track_planning', true) = 'on'
+                 having current_setting('pg_stat_statements.track_planning', true) = 'on'",
                 &[],
             )
             .await
             .ok()
             .map(|r| (r.get(0), r.get(1)));
-        Usage { at: Timer::now(), bench_ns: threads.unwrap_or(0), backends_ns, statements }
+        Usage { at: Timer::now(), bench_ns: threads.unwrap_or(0), backends_ns, autovacuums, statements }
     }
 
-    /// What was spent from `self` to `later`, as a line of a race's report.
-    fn report(&self, later: &Usage, backends: usize) -> String {
+    /// What was spent from `self` to `later`, as a line of a race's report,
+    /// with the autovacuum runs since `since`.
+    fn report(&self, later: &Usage, backends: usize, since: &Usage) -> String {
         let ms = |ns: u64| format!("{:.0} ms", ns as f64 / 1e6);
         let server = match (self.backends_ns, later.backends_ns) {
             (Some(a), Some(b)) => format!("{} of CPU in its {backends} backends, ", ms(b - a)),
@@ -369,9 +379,10 @@ impl Usage {
             _ => String::new(),
         };
         format!(
-            "    the rounds took {:.0} ms: {server}{} of CPU in the bench{planned}",
+            "    the rounds took {:.0} ms: {server}{} of CPU in the bench{planned}\n    autovacuum runs on cal tables since the warm-up's last pass: {}",
             (later.at - self.at).as_secs_f64() * 1e3,
             ms(later.bench_ns - self.bench_ns),
+            later.autovacuums - since.autovacuums,
         )
     }
 }
@@ -430,12 +441,11 @@ async fn main() {
     // TestDb's own connection, the admin connection and a margin.
     let race = o.race.min(max_conn.saturating_sub(5));
     println!("booking bench · PostgreSQL {version} · max_connections {max_conn} · database {}", db.name);
-    // Counts of statements run and planned, if the server loads it.
-    let counted = db.client.batch_execute("create extension if not exists pg_stat_statements").await.is_ok()
-        && db.client.batch_execute("select 1 from pg_stat_statements limit 1").await.is_ok();
-    if !counted {
-        println!("note: no pg_stat_statements: the races do not count the statements planned");
-    }
+    // Counts of statements run and planned, if the server tracks them
+    // (`shared_preload_libraries = pg_stat_statements`,
+    // `pg_stat_statements.track_planning = on`; not on the throwaway server:
+    // the counting itself contends in a race).
+    let _ = db.client.batch_execute("create extension if not exists pg_stat_statements").await;
     if race < o.race {
         println!("note: the server allows {max_conn} connections: the race runs {race} tasks, not {}", o.race);
     }
@@ -579,6 +589,8 @@ async fn main() {
     warmed.wait().await;
     db.client.batch_execute("analyze").await.unwrap();
     analyzed.wait().await;
+    // An autovacuum from here on can invalidate plans the races then make again.
+    let since = Usage::now(&db, &pids).await;
     let mut usage = Vec::with_capacity(races.len());
     for _ in races {
         let mut ends = Vec::with_capacity(2);
@@ -605,7 +617,7 @@ async fn main() {
         println!();
         println!("(b) race, {name}: {race} tasks on {race} connections for one slot, {} rounds", o.rounds);
         one_winner_each &= report_race(rounds, race);
-        println!("{}", usage[k][0].report(&usage[k][1], race));
+        println!("{}", usage[k][0].report(&usage[k][1], race, &since));
         let active = db.count(&format!("select count(*) from cal.hold where user_id = '{user}' and status = 'active'")).await;
         println!("    active holds of the raced provider: {active} (rounds: {})", o.rounds);
         one_winner_each &= active == o.rounds as i64;
@@ -618,7 +630,7 @@ async fn main() {
     println!();
     println!("(b) race, plain, pooled: {race} tasks over {} pooled connections for one slot, {} rounds", o.connections, o.rounds);
     one_winner_each &= report_race(&pooled, race);
-    println!("{}", used[0].report(&used[1], o.connections));
+    println!("{}", used[0].report(&used[1], o.connections, &used[0]));
     let active = db.count("select count(*) from cal.hold where user_id = 'race_pooled' and status = 'active'").await;
     println!("    active holds of the raced provider: {active} (rounds: {})", o.rounds);
     one_winner_each &= active == o.rounds as i64;
