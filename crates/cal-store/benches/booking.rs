@@ -356,7 +356,6 @@ impl Usage {
                 "select coalesce(sum(plans), 0)::int8, coalesce(sum(calls), 0)::int8 from pg_stat_statements
                  where dbid = (select oid from pg_database where datname = current_database())
                    and query not like '%pg_stat_statements%'
-                   and current_setting('pg_stat_statements.track_planning', true) = 'on'
                  having current_setting('pg_stat_statements.track_planning', true) = 'on'",
                 &[],
             )
@@ -645,9 +644,9 @@ async fn main() {
 
 /// The race of (b) for `create_hold` with `race` tasks sharing a pool of
 /// `size` connections, warmed first (each connection's statements prepared
-/// and planned); per round, each task's time from
-/// the start (its wait for a connection included) and outcome; and the
-/// usage before and after the rounds.
+/// and planned); per round, each task's time from the start (its wait for a
+/// connection included) and outcome; and the usage before and after the
+/// rounds.
 async fn pooled_race(db: &mut TestDb, race: usize, size: usize, rounds: usize) -> (Vec<Vec<(Duration, Outcome)>>, [Usage; 2]) {
     let user = "race_pooled";
     seed(db, std::iter::once(user.to_owned())).await;

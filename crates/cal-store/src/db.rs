@@ -270,7 +270,7 @@ pub fn pool_from_url(url: &str, max_size: usize) -> Result<Pool, StoreError> {
 /// 0.4–0.5 ms (the calendar read, the hold's write), several times running
 /// it. So a Lambda instance that has served one request plans no more; by
 /// default its next four paid for planning, and a race of such instances
-/// spent most of its time planning (the README's booking figures).
+/// spent much of its CPU planning (the README's booking figures).
 const SESSION_OPTIONS: &str = "-c plan_cache_mode=force_generic_plan";
 
 fn with_session_options(mut config: tokio_postgres::Config) -> tokio_postgres::Config {
