@@ -752,9 +752,12 @@ async fn write_hold(
             if let Some(version) = outcome.try_get::<_, Option<i64>>("new_version")? {
                 return Ok(Written::Hold(Box::new(HoldRecord::from_row(&outcome)?), version));
             }
-            // Neither the lock nor a wait for it: the version had moved,
-            // and the rest is the answer as of then.
-            let moved = outcome.try_get::<_, Option<bool>>("got")? == Some(false)
+            // Asked for an answer, and neither the lock nor a wait for it:
+            // the version had moved, and the rest is the answer as of then.
+            // (A write without an answer part returns no such rows: reading
+            // its none as busy time would be an empty calendar.)
+            let moved = answer.is_some()
+                && outcome.try_get::<_, Option<bool>>("got")? == Some(false)
                 && outcome.try_get::<_, Option<bool>>("waited")? == Some(false);
             Ok(Written::Lost(if moved { Some(calendar::Read::from_rows(rows)?) } else { None }))
         }
