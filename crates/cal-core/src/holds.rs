@@ -141,16 +141,16 @@ impl HoldRequest {
     /// Validates a request; every refusal names its field.
     pub fn new(input: HoldRequestInput) -> Result<Self, BookingError> {
         let invalid = |field: &'static str, reason: String| BookingError::Validation { field, reason };
-        let nonblank = |field: &'static str, v: &str| {
-            if v.trim().is_empty() || v.len() > 200 {
-                Err(invalid(field, "must be 1 to 200 characters".into()))
-            } else {
-                Ok(())
-            }
-        };
+        let nonblank = |field: &'static str, v: &str| crate::text::ID.check(v).map_err(|e| invalid(field, e.to_string()));
         nonblank("user_id", &input.user_id)?;
         nonblank("role_code", &input.role_code)?;
         nonblank("idempotency_key", &input.idempotency_key)?;
+        if let Some(customer) = &input.customer_id {
+            nonblank("customer_id", customer)?;
+        }
+        if let Some(event) = &input.event_id {
+            nonblank("event_id", event)?;
+        }
         let interval = Interval::new(input.start, input.end).map_err(|e| invalid("end", e.to_string()))?;
         if interval.secs() % 60 != 0 {
             return Err(invalid("end", "a hold lasts a whole number of minutes".into()));

@@ -15,6 +15,7 @@ pub mod ics_in;
 pub mod ics_out;
 pub mod ics_rrule;
 pub mod intervals;
+pub mod text;
 pub mod time;
 pub mod windows_zones;
 pub mod wire;

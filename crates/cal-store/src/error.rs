@@ -266,6 +266,15 @@ pub enum ValidationProblem {
     /// An external calendar's URL.
     #[error(transparent)]
     Url(#[from] crate::sources::UrlProblem),
+    /// A list would be longer than one answer may be.
+    #[error("more than {max} rows match: narrow the range")]
+    TooManyRows {
+        /// The most one answer holds.
+        max: i64,
+    },
+    /// A string's length or characters (`cal_core::text`).
+    #[error(transparent)]
+    Text(#[from] cal_core::text::TextError),
 }
 
 /// Why a stored column was refused.

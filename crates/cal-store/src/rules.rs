@@ -18,9 +18,24 @@ use crate::rows::{self, EXCEPTION_COLUMNS, RULE_COLUMNS, StoredException};
 
 /// Longest vacation accepted, in days (both ends included).
 pub const MAX_VACATION_DAYS: i64 = 366;
+/// Weekly rules one provider may have (all roles): a week of split shifts
+/// per role for several roles fits many times over, and every slot query
+/// and rules list stays bounded.
+pub const MAX_RULES_PER_USER: i64 = 100;
+/// Most exceptions one list answers; more is a `VALIDATION` error asking
+/// for a narrower date range (a list is never cut silently).
+pub const MAX_EXCEPTIONS_PER_LIST: i64 = 1000;
 
+/// An id (user, role, ...) as `cal_core::text::ID` allows it: the store's
+/// own check, so a caller that skipped the API's (calctl) cannot store a
+/// NUL or a 10 kB id either.
 fn non_empty(field: &'static str, value: &str) -> Result<(), StoreError> {
-    if value.trim().is_empty() { Err(StoreError::validation(field, ValidationProblem::Empty)) } else { Ok(()) }
+    cal_core::text::ID.check(value).map_err(|e| StoreError::validation(field, e))
+}
+
+/// A provider's note, as `cal_core::text::NOTE` allows it.
+fn note_text(note: Option<&str>) -> Result<(), StoreError> {
+    note.map_or(Ok(()), |n| cal_core::text::NOTE.check(n).map_err(|e| StoreError::validation("note", e)))
 }
 
 /// The wire shape of a rule in event payloads: the DDL's column names, as in
@@ -62,7 +77,15 @@ pub async fn put_rule(db: &mut impl Begin, rule: &WeeklyRule) -> Result<WeeklyRu
     non_empty("user_id", &rule.user_id)?;
     non_empty("role_code", &rule.role_code)?;
     let tx = db.begin().await?;
+    // The version row is locked from here on: the count below cannot race.
     let version = outbox::bump_version(&tx, &rule.user_id).await?;
+    let others: i64 = tx
+        .query("select count(*) from cal.weekly_rule where user_id = $1 and rule_id <> $2", &[&rule.user_id, &rule.rule_id])
+        .await?[0]
+        .get(0);
+    if others >= MAX_RULES_PER_USER {
+        return Err(StoreError::Limit { what: "weekly rules", max: MAX_RULES_PER_USER });
+    }
     let sql = format!(
         "insert into cal.weekly_rule as r (rule_id, user_id, role_code, weekday_mask, start_local, end_local, timezone,
                                            min_duration_min, lead_time_hours, booking_window_days, active)
@@ -164,6 +187,7 @@ pub async fn upsert_exception(
     note: Option<&str>,
 ) -> Result<StoredException, StoreError> {
     non_empty("user_id", &exception.user_id)?;
+    note_text(note)?;
     let tx = db.begin().await?;
     let version = outbox::bump_version(&tx, &exception.user_id).await?;
     let sql = format!(
@@ -216,9 +240,14 @@ pub async fn list_exceptions(
     let sql = format!(
         "select {EXCEPTION_COLUMNS} from cal.exception
          where user_id = $1 and ($2::date is null or date_local >= $2) and ($3::date is null or date_local <= $3)
-         order by date_local, exc_id"
+         order by date_local, exc_id
+         limit $4"
     );
-    db.query(&sql, &[&user_id, &from, &to]).await?.iter().map(rows::exception).collect()
+    let rows = db.query(&sql, &[&user_id, &from, &to, &(MAX_EXCEPTIONS_PER_LIST + 1)]).await?;
+    if rows.len() as i64 > MAX_EXCEPTIONS_PER_LIST {
+        return Err(StoreError::validation("to_date", ValidationProblem::TooManyRows { max: MAX_EXCEPTIONS_PER_LIST }));
+    }
+    rows.iter().map(rows::exception).collect()
 }
 
 /// Deletes an exception of `user_id`; [`StoreError::NotFound`] if there is
@@ -274,6 +303,7 @@ pub async fn add_vacation(
     note: Option<&str>,
 ) -> Result<Vacation, StoreError> {
     non_empty("user_id", user_id)?;
+    note_text(note)?;
     if to_date < from_date {
         return Err(StoreError::validation("to_date", ValidationProblem::BeforeStart { from: from_date }));
     }
