@@ -10,6 +10,18 @@ use crate::time::{Instant, Interval, SECS_PER_DAY, Zone};
 /// Default step between slot starts, in minutes.
 pub const DEFAULT_STEP_MIN: u32 = 30;
 
+/// The longest range one query may ask about, in days: a year, so a
+/// booking window of up to a year is visible in one query, and no more, so
+/// one request cannot ask for millennia (docs/decisions.md, "Limits").
+pub const MAX_RANGE_DAYS: i64 = 366;
+/// The most step-grid points (range ÷ step) one query may walk: a leap year
+/// at a 5-minute step. Work and memory grow with this number, not with the
+/// slots found, so it is checked before anything is computed.
+pub const MAX_GRID_POINTS: i64 = 366 * 24 * 60 / 5;
+/// The most slots one answer may hold. About 150 bytes each as JSON, so an
+/// answer stays far below AppSync's 5 MB response limit.
+pub const MAX_SLOTS_PER_ANSWER: usize = 10_000;
+
 /// Why a feasibility query was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FeasibilityError {
@@ -19,6 +31,12 @@ pub enum FeasibilityError {
     DurationBelowMinimum { duration: u32, minimum: u32 },
     #[error("must be between {min} and {max} minutes, got {got}")]
     MinutesOutOfRange { field: &'static str, min: u32, max: u32, got: i64 },
+    #[error("the range may span at most {max_days} days, got {got_days}")]
+    RangeTooLong { max_days: i64, got_days: i64 },
+    #[error("the range holds {got} step-grid points (range / step); at most {max}: ask for a shorter range or a larger step")]
+    TooManyGridPoints { max: i64, got: i64 },
+    #[error("the answer would hold more than {max} slots: ask for a shorter range or a larger step")]
+    TooManySlots { max: usize },
 }
 
 impl FeasibilityError {
@@ -28,6 +46,8 @@ impl FeasibilityError {
             FeasibilityError::ToBeforeFrom { .. } => "to",
             FeasibilityError::DurationBelowMinimum { .. } => "duration_min",
             FeasibilityError::MinutesOutOfRange { field, .. } => field,
+            FeasibilityError::RangeTooLong { .. } | FeasibilityError::TooManySlots { .. } => "to",
+            FeasibilityError::TooManyGridPoints { .. } => "step_min",
         }
     }
 }
@@ -175,9 +195,20 @@ pub struct SlotRange {
 
 impl SlotRange {
     /// `to < from` is an error; `to == from` is valid and yields nothing.
+    /// A range over [`MAX_RANGE_DAYS`] or [`MAX_GRID_POINTS`] is refused.
     pub fn new(from: Instant, to: Instant, duration_min: Option<i64>, step: StepMinutes) -> Result<Self, FeasibilityError> {
         if to < from {
             return Err(FeasibilityError::ToBeforeFrom { from, to });
+        }
+        let secs = to.unix() - from.unix();
+        if secs > MAX_RANGE_DAYS * SECS_PER_DAY {
+            // Whole days, rounded up, so "366.5 days" never reads as 366.
+            let got_days = (secs + SECS_PER_DAY - 1) / SECS_PER_DAY;
+            return Err(FeasibilityError::RangeTooLong { max_days: MAX_RANGE_DAYS, got_days });
+        }
+        let grid_points = secs / (i64::from(step.get()) * 60);
+        if grid_points > MAX_GRID_POINTS {
+            return Err(FeasibilityError::TooManyGridPoints { max: MAX_GRID_POINTS, got: grid_points });
         }
         let duration_min = duration_min
             .map(|d| {
@@ -308,7 +339,13 @@ pub fn bookable_slots(query: &SlotQuery, calendar: &ProviderCalendar, now: Insta
             c.fits(minutes).then(|| Slot { start: c.start, end: c.start.plus_minutes(minutes.into()), zone: c.zone })
         })
         .collect();
+    let slots = at_most(slots)?;
     Ok(SlotAnswer { slots, free: intervals::clip(&eval.free, range.from, range.to) })
+}
+
+/// `slots`, if there are at most [`MAX_SLOTS_PER_ANSWER`].
+fn at_most<T>(slots: Vec<T>) -> Result<Vec<T>, FeasibilityError> {
+    if slots.len() > MAX_SLOTS_PER_ANSWER { Err(FeasibilityError::TooManySlots { max: MAX_SLOTS_PER_ANSWER }) } else { Ok(slots) }
 }
 
 fn evaluate(user_id: &str, role_code: &str, calendar: &ProviderCalendar, range: &SlotRange, now: Instant) -> Evaluation {
@@ -440,13 +477,25 @@ pub struct CommonAnswer {
     pub free: Vec<Interval>,
 }
 
-/// A refusal of a multi-provider query, naming the provider by position.
+/// A refusal of a multi-provider query, naming the provider by position
+/// (`None`: the query as a whole, e.g. an answer over the size limit).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("providers[{index}]: {source}")]
+#[error("{}: {source}", self.path(""))]
 pub struct ParticipantError {
-    pub index: usize,
+    pub index: Option<usize>,
     #[source]
     pub source: FeasibilityError,
+}
+
+impl ParticipantError {
+    /// The field's path, the providers' list being `list`:
+    /// `list[1].duration_min`, or `to` for the whole query.
+    pub fn path(&self, list: &str) -> String {
+        match self.index {
+            Some(i) => format!("{list}[{i}].{}", self.source.field()),
+            None => self.source.field().to_owned(),
+        }
+    }
 }
 
 /// Slots for several providers at once.
@@ -466,7 +515,7 @@ pub fn common_slots(mode: Combine, participants: &[Participant<'_>], range: &Slo
         participants.iter().map(|p| evaluate(p.user_id, p.role_code, p.calendar, range, now)).collect();
     let checks: Vec<Result<(), FeasibilityError>> = evals.iter().map(|e| e.check_duration(range)).collect();
     let first_refusal = || {
-        checks.iter().enumerate().find_map(|(index, c)| c.clone().err().map(|source| ParticipantError { index, source }))
+        checks.iter().enumerate().find_map(|(i, c)| c.clone().err().map(|source| ParticipantError { index: Some(i), source }))
     };
     match mode {
         Combine::AllOf => first_refusal().map_or(Ok(()), Err)?,
@@ -534,10 +583,46 @@ pub fn common_slots(mode: Combine, participants: &[Participant<'_>], range: &Slo
         }
     }
 
+    let slots = at_most(slots).map_err(|source| ParticipantError { index: None, source })?;
     let frees = evals.into_iter().map(|e| e.free);
     let free = match mode {
         Combine::AllOf => frees.reduce(|a, b| intervals::intersect(&a, &b)).unwrap_or_default(),
         Combine::AnyOf => intervals::merge(frees.flatten().collect()),
     };
     Ok(CommonAnswer { slots, free: intervals::clip(&free, range.from, range.to) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> Instant {
+        Instant::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_range_is_bounded_in_days_and_in_grid_points_before_any_work() {
+        let step = |m| StepMinutes::new(m).unwrap();
+        let range = |from, to, s| SlotRange::new(at(from), at(to), None, step(s));
+        // 366 days exactly is fine; a second more is not.
+        assert!(range("2028-01-01T00:00:00Z", "2029-01-01T00:00:00Z", 5).is_ok());
+        assert_eq!(
+            range("2028-01-01T00:00:00Z", "2029-01-01T00:00:01Z", 30).unwrap_err(),
+            FeasibilityError::RangeTooLong { max_days: 366, got_days: 367 }
+        );
+        let e = range("0001-01-01T00:00:00Z", "9999-12-31T00:00:00Z", 30).unwrap_err();
+        assert_eq!(e.field(), "to");
+        // Grid points: a leap year at 5 minutes is the most; 4 minutes is over.
+        let e = range("2028-01-01T00:00:00Z", "2029-01-01T00:00:00Z", 4).unwrap_err();
+        assert_eq!(e, FeasibilityError::TooManyGridPoints { max: MAX_GRID_POINTS, got: 131_760 });
+        assert_eq!(e.field(), "step_min");
+        // A short range at a 1-minute step is fine.
+        assert!(range("2028-01-01T00:00:00Z", "2028-02-01T00:00:00Z", 1).is_ok());
+    }
+
+    #[test]
+    fn an_answer_over_the_slot_limit_is_refused_not_cut() {
+        assert_eq!(at_most(vec![0u8; MAX_SLOTS_PER_ANSWER]).map(|v| v.len()), Ok(MAX_SLOTS_PER_ANSWER));
+        assert_eq!(at_most(vec![0u8; MAX_SLOTS_PER_ANSWER + 1]), Err(FeasibilityError::TooManySlots { max: MAX_SLOTS_PER_ANSWER }));
+    }
 }

@@ -294,7 +294,7 @@ pub fn answer(doc: &SlotsDocument) -> Result<DocumentAnswer, InputError> {
                         Combine::AllOf => "all_of",
                         Combine::AnyOf => "any_of",
                     };
-                    InputError::new(format!("query.{key}[{}].duration_min", e.index), e.source)
+                    InputError::new(format!("query.{}", e.path(key)), e.source)
                 })
         }
     }

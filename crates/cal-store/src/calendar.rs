@@ -377,7 +377,7 @@ pub async fn common_slots(
         .map(|(&(user_id, role_code), calendar)| Participant { user_id, role_code, calendar })
         .collect();
     cal_core::common_slots(mode, &participants, range, now)
-        .map_err(|e| StoreError::validation(format!("providers[{}].{}", e.index, e.source.field()), e.source))
+        .map_err(|e| StoreError::validation(e.path("providers"), e.source))
 }
 
 #[cfg(test)]

@@ -76,6 +76,29 @@ fn bad_input_exits_2_with_the_field_path() {
     assert_eq!(stderr(&out).lines().count(), 1, "one line");
 }
 
+#[test]
+fn the_same_bounds_as_the_api_refuse_an_unbounded_query_at_once() {
+    let doc: Value = serde_json::from_str(SAMPLE).unwrap();
+    let with = |from: &str, to: &str, step: i64| {
+        let mut d = doc.clone();
+        d["query"]["from"] = from.into();
+        d["query"]["to"] = to.into();
+        d["query"]["step_min"] = step.into();
+        d.to_string()
+    };
+    // 8,000 years: refused before any work, naming `query.to` and the limit.
+    let out = calctl(&["slots", "--input", "-"], Some(&with("2026-03-02T00:00:00Z", "9999-12-31T00:00:00Z", 30)));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("query.to: the range may span at most 366 days"), "{}", stderr(&out));
+    // A year at a 1-minute step: too many grid points, naming the step.
+    let out = calctl(&["slots", "--input", "-"], Some(&with("2026-03-02T00:00:00Z", "2027-03-02T00:00:00Z", 1)));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("query.step_min: "), "{}", stderr(&out));
+    // A year at 30 minutes is answered.
+    let out = calctl(&["slots", "--input", "-"], Some(&with("2026-03-02T00:00:00Z", "2027-03-02T00:00:00Z", 30)));
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 fn write_temp(name: &str, body: &[u8]) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("calctl-ics-{}-{name}", std::process::id()));
     std::fs::write(&dir, body).unwrap();
