@@ -84,8 +84,16 @@ const REQUEST_TEMPLATE = `{
   }
 }`;
 
-const RESPONSE_TEMPLATE =
-  '#if($ctx.error)$util.error($ctx.error.message,$ctx.error.type)#end$util.toJson($ctx.result)';
+// The resolvers' response mapping template, read from template.yaml so that
+// the simulator runs exactly what AppSync will: fn-api answers {"data": …}
+// or {"error": {"type", "message"}}; only INTERNAL is a function error.
+function responseTemplate() {
+  const text = fs.readFileSync(path.join(__dirname, '..', 'template.yaml'), 'utf8');
+  const found = new Set([...text.matchAll(/^\s+ResponseMappingTemplate: '([^']*)'$/gm)].map((m) => m[1]));
+  if (found.size !== 1) throw new Error(`template.yaml: expected one response mapping template, found ${found.size}`);
+  return [...found][0];
+}
+const RESPONSE_TEMPLATE = responseTemplate();
 
 // Every field of the root Query and Mutation types, read from the schema, so
 // that a field added there gets its resolver here without a second list.

@@ -23,6 +23,10 @@ CARGO=${CARGO:-cargo}
 FN=fn-api
 : "${FEED_BASE_URL:=https://feeds.example.invalid/feeds/}"
 export FEED_BASE_URL
+# The simulator signs IAM requests as assumed-role/order-service (simulator.js):
+# the one service fn-api trusts here.
+: "${SERVICE_ROLE_ARNS:=arn:aws:iam::123456789012:role/order-service}"
+export SERVICE_ROLE_ARNS
 # aws-sdk v2 (a dependency of the simulator) prints a notice on load.
 export AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE=1
 

@@ -96,8 +96,12 @@ class Invoker:
 
 
 def check_ok(status, answer, what):
-    if status != 200 or (isinstance(answer, dict) and "errorType" in answer):
+    """fn-api's answer: {"data": ...}, or {"error": ...} for a refusal (a
+    normal return); a function error is errorType/errorMessage with HTTP 500.
+    Returns the data."""
+    if status != 200 or not isinstance(answer, dict) or "data" not in answer:
         sys.exit(f"lambda-bench: {what} failed: HTTP {status}: {json.dumps(answer)[:500]}")
+    return answer["data"]
 
 
 def summary(name, ms):
@@ -125,7 +129,7 @@ def warm(args):
     slots_ev["arguments"]["input"] = {"userId": PROVIDER, "roleCode": ROLE, "from": iso(probe_day),
                                       "to": iso(probe_day + dt.timedelta(days=1)), "durationMin": 60, "stepMin": 30}
     status, answer, _ = inv.invoke(slots_ev)
-    check_ok(status, answer, "bookableSlots")
+    answer = check_ok(status, answer, "bookableSlots")
     per_answer = len(answer.get("slots", []))
     if per_answer == 0:
         sys.exit(f"lambda-bench: bookableSlots found no slot on {probe_day:%F}: {json.dumps(answer)[:300]}")
@@ -137,7 +141,7 @@ def warm(args):
     list_ev["arguments"]["input"] = {"userId": PROVIDER, "roleCode": ROLE, "from": iso(day0),
                                      "to": iso(day0 + dt.timedelta(days=days)), "durationMin": 30, "stepMin": 30}
     status, answer, _ = inv.invoke(list_ev)
-    check_ok(status, answer, "bookableSlots (slots to hold)")
+    answer = check_ok(status, answer, "bookableSlots (slots to hold)")
     free = answer["slots"]
     if len(free) < need:
         sys.exit(f"lambda-bench: only {len(free)} slots to hold, {need} needed")
@@ -161,7 +165,7 @@ def warm(args):
                                     "kind": "CHECKOUT", "mode": "INSTANT", "ttlMin": 30, "stepMin": 30,
                                     "idempotencyKey": f"bench-{run}-{i}"}
         status, answer, t = inv.invoke(ev)
-        check_ok(status, answer, f"createHold #{i} ({slot['start']})")
+        answer = check_ok(status, answer, f"createHold #{i} ({slot['start']})")
         if answer.get("status") != "ACTIVE":
             sys.exit(f"lambda-bench: createHold #{i} is not ACTIVE: {json.dumps(answer)[:300]}")
         if i >= w:
@@ -297,7 +301,7 @@ def cold(args):
                         errors.append(f"run {run}: no response within 30 s")
                         continue
                     firsts.append((srv.first_result - t0) * 1000.0)
-                    if srv.result_kind != "response" or b'"errorType"' in (srv.result_body or b""):
+                    if srv.result_kind != "response" or b'"data"' not in (srv.result_body or b""):
                         errors.append(f"run {run}: {srv.result_kind}: {srv.result_body[:300]!r}")
             finally:
                 srv.stop.set()

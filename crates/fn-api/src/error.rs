@@ -4,6 +4,9 @@ use cal_core::{BookingError, ErrorType};
 use cal_store::StoreError;
 use lambda_runtime::Diagnostic;
 
+/// Longest problem text a `VALIDATION` message carries.
+const MAX_PROBLEM_CHARS: usize = 300;
+
 /// An error on its way to AppSync. Internals never reach `message`: they are
 /// logged where the error is made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -18,8 +21,15 @@ impl ApiError {
         ApiError { kind, message: message.into() }
     }
 
-    /// Bad input; `field` is the argument's path.
+    /// Bad input; `field` is the argument's path. A problem that quotes the
+    /// input (an unknown zone, an unknown field name) is cut short, so a
+    /// megabyte argument never comes back in full.
     pub fn validation(field: &str, problem: impl std::fmt::Display) -> Self {
+        let mut problem = problem.to_string();
+        if let Some((cut, _)) = problem.char_indices().nth(MAX_PROBLEM_CHARS) {
+            problem.truncate(cut);
+            problem.push('…');
+        }
         ApiError::new(ErrorType::Validation, format!("{field}: {problem}"))
     }
 

@@ -14,8 +14,8 @@ mod out;
 
 use std::sync::Arc;
 
-use aws_lambda_events::appsync::AppSyncDirectResolverEvent;
 use cal_core::holds::{HoldKind, HoldMode, HoldRequest, HoldRequestInput};
+use cal_core::text::{Id, Label, Note, UrlText};
 use cal_core::{
     BookingParams, Combine, ErrorType, Exception, ExceptionKind, Instant, LocalTime, SlotQuery, SlotRange, StepMinutes,
     WeekdayMask, WeeklyRule, Zone,
@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 pub use error::ApiError;
-pub use identity::Caller;
+pub use identity::{Caller, Refusal, ServiceRoles};
 
 /// Every field of the schema, each with exactly one handler in [`dispatch`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -144,6 +144,10 @@ pub struct Limits {
     pub holds_per_customer_per_hour: i64,
 }
 
+/// Providers one `commonSlots` query may name: each is one calendar read,
+/// and each adds its id to every slot of an `any_of` answer.
+pub const MAX_COMMON_PROVIDERS: usize = 10;
+
 impl Default for Limits {
     fn default() -> Self {
         Limits { holds_per_customer_per_hour: 20 }
@@ -157,6 +161,8 @@ pub struct Deps {
     /// Base of personal feed URLs, e.g. `https://feeds.example.com/feeds/`.
     pub feed_base_url: String,
     pub limits: Limits,
+    /// The IAM roles trusted as services (`SERVICE_ROLE_ARNS`).
+    pub services: ServiceRoles,
     /// The clock (injectable for tests).
     pub clock: Arc<dyn Fn() -> Instant + Send + Sync>,
     /// The DynamoDB caches, when configured: `bookableSlots` and
@@ -182,16 +188,41 @@ pub fn system_clock() -> Instant {
     Instant::from_unix(secs)
 }
 
+/// The parts of a direct-resolver event we read. Parsed here rather than
+/// with `aws_lambda_events`' type, whose identity enum turns a malformed
+/// identity into a deserialization error (and a Cognito one into IAM).
+#[derive(Deserialize)]
+struct ResolverEvent {
+    #[serde(default)]
+    arguments: Option<Value>,
+    #[serde(default)]
+    identity: Option<Value>,
+    info: ResolverInfo,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResolverInfo {
+    parent_type_name: String,
+    field_name: String,
+}
+
 /// Handles one direct-resolver event.
 pub async fn handle(deps: &Deps, event: Value) -> Result<Value, ApiError> {
-    let caller = Caller::from_identity(event.get("identity"));
-    let parsed: AppSyncDirectResolverEvent<Value, Value, Value> =
-        serde_json::from_value(event).map_err(|e| ApiError::validation("event", e))?;
-    let info = &parsed.info;
-    let field = Field::parse(&info.parent_type_name, &info.field_name)
-        .ok_or_else(|| ApiError::validation("info.fieldName", format!("unknown field {}.{}", info.parent_type_name, info.field_name)))?;
-    let caller = caller.ok_or_else(ApiError::forbidden)?;
-    let args = parsed.arguments.unwrap_or_else(|| json!({}));
+    let event: ResolverEvent =
+        serde_json::from_value(event).map_err(|_| ApiError::validation("info", "not an AppSync resolver event"))?;
+    let info = &event.info;
+    let field = Field::parse(&info.parent_type_name, &info.field_name).ok_or_else(|| {
+        ApiError::validation("info.fieldName", format!("unknown field {}.{}", info.parent_type_name, info.field_name))
+    })?;
+    let caller = Caller::from_identity(event.identity.as_ref(), &deps.services).map_err(|refusal| {
+        if let Refusal::UnknownService(arn) = &refusal {
+            // Worth an operator's look, but the caller's own doing: not an error of ours.
+            tracing::warn!(field = ?field, arn = %arn, "IAM caller not on the service allow-list");
+        }
+        ApiError::forbidden()
+    })?;
+    let args = event.arguments.unwrap_or_else(|| json!({}));
     let result = dispatch(deps, &caller, field, args).await;
     if let Err(e) = &result {
         tracing::info!(field = ?field, caller = %caller.describe(), error_type = e.kind.as_str(), "refused");
@@ -199,8 +230,30 @@ pub async fn handle(deps: &Deps, event: Value) -> Result<Value, ApiError> {
     result
 }
 
+/// What the function returns to AppSync for one event.
+///
+/// An answer, or a refusal the client caused (`VALIDATION`, `CONFLICT`,
+/// `FORBIDDEN`, ...), is a normal return: `{"data": …}` or
+/// `{"error": {"type", "message"}}`, which the resolvers' response mapping
+/// template turns into the field's value or a GraphQL error with that
+/// `errorType`. Only `INTERNAL` is a function error, so the function's
+/// `Errors` metric (and its alarm) counts our failures, not lost races.
+pub async fn respond(deps: &Deps, event: Value) -> Result<Value, ApiError> {
+    match handle(deps, event).await {
+        Ok(data) => Ok(json!({ "data": data })),
+        Err(e) if e.kind == ErrorType::Internal => Err(e),
+        Err(e) => Ok(json!({ "error": { "type": e.kind.as_str(), "message": e.message } })),
+    }
+}
+
+/// The arguments as `T`; a refusal names the argument's path
+/// (`input.userId: must not contain control characters …`).
 fn args<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
-    serde_json::from_value(value).map_err(|e| ApiError::validation("arguments", e))
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { "arguments".to_owned() } else { path };
+        ApiError::validation(&field, e.into_inner())
+    })
 }
 
 fn instant(field: &str, text: &str) -> Result<Instant, ApiError> {
@@ -218,8 +271,8 @@ fn require(allowed: bool) -> Result<(), ApiError> {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct UserArgs {
-    user_id: String,
-    role_code: Option<String>,
+    user_id: Id,
+    role_code: Option<Id>,
     from_date: Option<String>,
     to_date: Option<String>,
 }
@@ -227,25 +280,25 @@ struct UserArgs {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct IdArgs {
-    user_id: Option<String>,
-    hold_id: Option<String>,
-    event_id: Option<String>,
-    rule_id: Option<String>,
-    exc_id: Option<String>,
-    source_id: Option<String>,
+    user_id: Option<Id>,
+    hold_id: Option<Id>,
+    event_id: Option<Id>,
+    rule_id: Option<Id>,
+    exc_id: Option<Id>,
+    source_id: Option<Id>,
 }
 
 impl IdArgs {
-    fn get<'a>(field: &'static str, v: &'a Option<String>) -> Result<&'a str, ApiError> {
-        v.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| ApiError::validation(field, "is required"))
+    fn get<'a>(field: &'static str, v: &'a Option<Id>) -> Result<&'a str, ApiError> {
+        v.as_deref().ok_or_else(|| ApiError::validation(field, "is required"))
     }
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct SlotQueryArgs {
-    user_id: String,
-    role_code: String,
+    user_id: Id,
+    role_code: Id,
     from: String,
     to: String,
     duration_min: Option<i64>,
@@ -255,8 +308,8 @@ struct SlotQueryArgs {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ProviderRefArgs {
-    user_id: String,
-    role_code: String,
+    user_id: Id,
+    role_code: Id,
 }
 
 #[derive(Deserialize)]
@@ -273,7 +326,7 @@ struct CommonQueryArgs {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RescheduleCandidatesArgs {
-    event_id: String,
+    event_id: Id,
     from: String,
     to: String,
     step_min: Option<i64>,
@@ -282,8 +335,8 @@ struct RescheduleCandidatesArgs {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RuleInputArgs {
-    rule_id: Option<String>,
-    role_code: String,
+    rule_id: Option<Id>,
+    role_code: Id,
     weekday_mask: i64,
     start_local: String,
     end_local: String,
@@ -297,13 +350,13 @@ struct RuleInputArgs {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ExceptionInputArgs {
-    exc_id: Option<String>,
+    exc_id: Option<Id>,
     date_local: String,
     timezone: String,
     kind: String,
     start_local: Option<String>,
     end_local: Option<String>,
-    note: Option<String>,
+    note: Option<Note>,
 }
 
 #[derive(Deserialize)]
@@ -312,37 +365,37 @@ struct VacationInputArgs {
     from_date: String,
     to_date: String,
     timezone: String,
-    note: Option<String>,
+    note: Option<Note>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct HoldInputArgs {
-    user_id: String,
-    role_code: String,
+    user_id: Id,
+    role_code: Id,
     start: String,
     end: String,
     kind: Option<String>,
     mode: Option<String>,
-    event_id: Option<String>,
+    event_id: Option<Id>,
     ttl_min: Option<i64>,
     step_min: Option<i64>,
-    idempotency_key: String,
-    customer_id: Option<String>,
+    idempotency_key: Id,
+    customer_id: Option<Id>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct WithInput<T> {
-    user_id: Option<String>,
+    user_id: Option<Id>,
     input: T,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct CopyWeekdayArgs {
-    user_id: String,
-    role_code: String,
+    user_id: Id,
+    role_code: Id,
     from_weekday: i64,
     to_weekdays: Vec<i64>,
 }
@@ -350,9 +403,9 @@ struct CopyWeekdayArgs {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ConnectArgs {
-    user_id: String,
-    url: String,
-    label: Option<String>,
+    user_id: Id,
+    url: UrlText,
+    label: Option<Label>,
 }
 
 async fn dispatch(deps: &Deps, caller: &Caller, field: Field, raw: Value) -> Result<Value, ApiError> {
@@ -361,13 +414,13 @@ async fn dispatch(deps: &Deps, caller: &Caller, field: Field, raw: Value) -> Res
     match field {
         Field::WeeklyRules => {
             let a: UserArgs = args(raw)?;
-            require(caller.is_or_admin(&a.user_id))?;
+            require(caller.may_manage(&a.user_id))?;
             let rules = cal_store::list_rules(&**db, &a.user_id, a.role_code.as_deref()).await?;
             Ok(json!(rules.iter().map(out::rule).collect::<Vec<_>>()))
         }
         Field::Exceptions => {
             let a: UserArgs = args(raw)?;
-            require(caller.is_or_admin(&a.user_id))?;
+            require(caller.may_manage(&a.user_id))?;
             let date = |f: &str, v: &Option<String>| {
                 v.as_deref().map(|d| cal_core::time::parse_date(d).map_err(|e| ApiError::validation(f, e))).transpose()
             };
@@ -380,16 +433,16 @@ async fn dispatch(deps: &Deps, caller: &Caller, field: Field, raw: Value) -> Res
             let q = a.input;
             let range = SlotRange::new(instant("input.from", &q.from)?, instant("input.to", &q.to)?, q.duration_min, step("input.stepMin", q.step_min)?)
                 .map_err(|e| ApiError::validation(&format!("input.{}", camel(e.field())), e))?;
-            let query = SlotQuery { user_id: q.user_id, role_code: q.role_code, range };
+            let query = SlotQuery { user_id: q.user_id.into(), role_code: q.role_code.into(), range };
             match &deps.cache {
                 Some(cache) => {
-                    let (body, _source) = cal_aws::cache::cached_slots(&**db, cache.as_ref(), &query, now).await?;
+                    let (body, _source) = cal_aws::cache::cached_slots(&**db, cache.as_ref(), &query, now).await.map_err(in_input)?;
                     out::slot_page_from_json(&body).map_err(|e| {
                         tracing::error!(error = %e, "cached slot answer unreadable");
                         ApiError::new(ErrorType::Internal, "internal error")
                     })
                 }
-                None => Ok(out::slot_page(&cal_store::slots(&**db, &query, now).await?)),
+                None => Ok(out::slot_page(&cal_store::slots(&**db, &query, now).await.map_err(in_input)?)),
             }
         }
         Field::CommonSlots => {
@@ -400,19 +453,19 @@ async fn dispatch(deps: &Deps, caller: &Caller, field: Field, raw: Value) -> Res
                 "ANY_OF" => Combine::AnyOf,
                 other => return Err(ApiError::validation("input.mode", format!("must be ALL_OF or ANY_OF, got {other:?}"))),
             };
-            if q.providers.is_empty() || q.providers.len() > 20 {
-                return Err(ApiError::validation("input.providers", "list 1 to 20 providers"));
+            if q.providers.is_empty() || q.providers.len() > MAX_COMMON_PROVIDERS {
+                return Err(ApiError::validation("input.providers", format!("list 1 to {MAX_COMMON_PROVIDERS} providers")));
             }
             let range = SlotRange::new(instant("input.from", &q.from)?, instant("input.to", &q.to)?, q.duration_min, step("input.stepMin", q.step_min)?)
                 .map_err(|e| ApiError::validation(&format!("input.{}", camel(e.field())), e))?;
             let providers: Vec<(&str, &str)> = q.providers.iter().map(|p| (p.user_id.as_str(), p.role_code.as_str())).collect();
-            let answer = cal_store::common_slots(&**db, mode, &providers, &range, now).await?;
+            let answer = cal_store::common_slots(&**db, mode, &providers, &range, now).await.map_err(in_input)?;
             Ok(out::common_page(&answer))
         }
         Field::RescheduleCandidates => {
             let a: RescheduleCandidatesArgs = args(raw)?;
             let event = cal_store::get_event(&**db, &a.event_id).await?;
-            visible(may_see(caller, &event.user_id, event.customer_id.as_deref()), "event", &a.event_id)?;
+            visible(caller.may_see(&event.user_id, event.customer_id.as_deref()), "event", &a.event_id)?;
             let (from, to, step) = (instant("from", &a.from)?, instant("to", &a.to)?, step("stepMin", a.step_min)?);
             match &deps.cache {
                 Some(cache) => {
@@ -430,7 +483,7 @@ async fn dispatch(deps: &Deps, caller: &Caller, field: Field, raw: Value) -> Res
             let a: IdArgs = args(raw)?;
             let id = IdArgs::get("holdId", &a.hold_id)?;
             match cal_store::get_hold(&**db, id).await {
-                Ok(h) if may_see(caller, &h.user_id, h.customer_id.as_deref()) => Ok(out::hold(&h, now)),
+                Ok(h) if caller.may_see(&h.user_id, h.customer_id.as_deref()) => Ok(out::hold(&h, now)),
                 // Someone else's hold looks like no hold at all.
                 Ok(_) => Ok(Value::Null),
                 Err(cal_store::StoreError::Booking(cal_core::BookingError::NotFound { .. })) => Ok(Value::Null),
@@ -441,7 +494,7 @@ async fn dispatch(deps: &Deps, caller: &Caller, field: Field, raw: Value) -> Res
             let a: IdArgs = args(raw)?;
             let id = IdArgs::get("eventId", &a.event_id)?;
             match cal_store::get_event(&**db, id).await {
-                Ok(e) if may_see(caller, &e.user_id, e.customer_id.as_deref()) => Ok(out::event(&e)),
+                Ok(e) if caller.may_see(&e.user_id, e.customer_id.as_deref()) => Ok(out::event(&e)),
                 Ok(_) => Ok(Value::Null),
                 Err(cal_store::StoreError::Booking(cal_core::BookingError::NotFound { .. })) => Ok(Value::Null),
                 Err(e) => Err(e.into()),
@@ -451,33 +504,33 @@ async fn dispatch(deps: &Deps, caller: &Caller, field: Field, raw: Value) -> Res
             let a: IdArgs = args(raw)?;
             let id = IdArgs::get("eventId", &a.event_id)?;
             let event = cal_store::get_event(&**db, id).await?;
-            visible(may_see(caller, &event.user_id, event.customer_id.as_deref()), "event", id)?;
+            visible(caller.may_see(&event.user_id, event.customer_id.as_deref()), "event", id)?;
             Ok(out::ics(&event, now))
         }
         Field::ExternalCalendars => {
             let a: UserArgs = args(raw)?;
-            require(caller.is_or_admin(&a.user_id))?;
+            require(caller.may_manage(&a.user_id))?;
             let list = cal_store::sources::list_ics(&**db, &a.user_id).await?;
             Ok(json!(list.iter().map(out::source).collect::<Vec<_>>()))
         }
         Field::PutWeeklyRule => {
             let a: WithInput<RuleInputArgs> = args(raw)?;
-            let user_id = a.user_id.unwrap_or_default();
-            require(caller.is_or_admin(&user_id))?;
-            let rule = weekly_rule(&user_id, a.input)?;
+            let user_id = IdArgs::get("userId", &a.user_id)?;
+            require(caller.may_manage(user_id))?;
+            let rule = weekly_rule(user_id, a.input)?;
             let stored = cal_store::put_rule(&mut **db, &rule).await.map_err(in_input)?;
             Ok(out::rule(&stored))
         }
         Field::DeleteWeeklyRule => {
             let a: IdArgs = args(raw)?;
             let user_id = IdArgs::get("userId", &a.user_id)?;
-            require(caller.is_or_admin(user_id))?;
+            require(caller.may_manage(user_id))?;
             cal_store::delete_rule(&mut **db, user_id, IdArgs::get("ruleId", &a.rule_id)?).await?;
             Ok(json!(true))
         }
         Field::CopyWeekday => {
             let a: CopyWeekdayArgs = args(raw)?;
-            require(caller.is_or_admin(&a.user_id))?;
+            require(caller.may_manage(&a.user_id))?;
             let bit = |field: &str, d: i64| {
                 if (1..=7).contains(&d) { Ok(1i64 << (d - 1)) } else { Err(ApiError::validation(field, format!("must be 1 (Monday) to 7 (Sunday), got {d}"))) }
             };
@@ -500,30 +553,30 @@ async fn dispatch(deps: &Deps, caller: &Caller, field: Field, raw: Value) -> Res
         }
         Field::UpsertException => {
             let a: WithInput<ExceptionInputArgs> = args(raw)?;
-            let user_id = a.user_id.unwrap_or_default();
-            require(caller.is_or_admin(&user_id))?;
+            let user_id = IdArgs::get("userId", &a.user_id)?;
+            require(caller.may_manage(user_id))?;
             let note = a.input.note.clone();
-            let exc = exception(&user_id, a.input)?;
+            let exc = exception(user_id, a.input)?;
             let stored = cal_store::upsert_exception(&mut **db, &exc, note.as_deref()).await.map_err(in_input)?;
             Ok(out::exception(&stored))
         }
         Field::DeleteException => {
             let a: IdArgs = args(raw)?;
             let user_id = IdArgs::get("userId", &a.user_id)?;
-            require(caller.is_or_admin(user_id))?;
+            require(caller.may_manage(user_id))?;
             cal_store::delete_exception(&mut **db, user_id, IdArgs::get("excId", &a.exc_id)?).await?;
             Ok(json!(true))
         }
         Field::AddVacation => {
             let a: WithInput<VacationInputArgs> = args(raw)?;
-            let user_id = a.user_id.unwrap_or_default();
-            require(caller.is_or_admin(&user_id))?;
+            let user_id = IdArgs::get("userId", &a.user_id)?;
+            require(caller.may_manage(user_id))?;
             let v = a.input;
             let date = |f: &str, d: &str| cal_core::time::parse_date(d).map_err(|e| ApiError::validation(f, e));
             let zone = Zone::parse(&v.timezone).map_err(|e| ApiError::validation("input.timezone", e))?;
             let vacation = cal_store::add_vacation(
                 &mut **db,
-                &user_id,
+                user_id,
                 date("input.fromDate", &v.from_date)?,
                 date("input.toDate", &v.to_date)?,
                 zone,
@@ -535,6 +588,7 @@ async fn dispatch(deps: &Deps, caller: &Caller, field: Field, raw: Value) -> Res
         }
         Field::CreateHold | Field::RequestBooking => {
             let a: WithInput<HoldInputArgs> = args(raw)?;
+            require(caller.may_book())?;
             let req = hold_request(caller, a.input, field == Field::RequestBooking)?;
             // A retry of a hold already made is answered whatever the limit.
             let retry = cal_store::hold_for_key(&**db, &req.user_id, &req.idempotency_key).await?.is_some();
@@ -547,7 +601,7 @@ async fn dispatch(deps: &Deps, caller: &Caller, field: Field, raw: Value) -> Res
             if req.kind == HoldKind::Reschedule {
                 let event_id = req.event_id.as_deref().unwrap_or_default();
                 let event = cal_store::get_event(&**db, event_id).await?;
-                visible(may_see(caller, &event.user_id, event.customer_id.as_deref()), "event", event_id)?;
+                visible(caller.may_see(&event.user_id, event.customer_id.as_deref()), "event", event_id)?;
             }
             let hold = cal_store::create_hold_cached(&**db, &deps.calendars, &req, now).await.map_err(in_input)?;
             Ok(out::hold(&hold, now))
@@ -556,7 +610,7 @@ async fn dispatch(deps: &Deps, caller: &Caller, field: Field, raw: Value) -> Res
             let a: IdArgs = args(raw)?;
             let id = IdArgs::get("holdId", &a.hold_id)?;
             let hold = cal_store::get_hold(&**db, id).await?;
-            visible(may_see(caller, &hold.user_id, hold.customer_id.as_deref()), "hold", id)?;
+            visible(caller.may_see(&hold.user_id, hold.customer_id.as_deref()), "hold", id)?;
             Ok(out::hold(&cal_store::release_hold(&mut **db, id, now).await?, now))
         }
         Field::ConfirmHold => {
@@ -568,8 +622,8 @@ async fn dispatch(deps: &Deps, caller: &Caller, field: Field, raw: Value) -> Res
             let a: IdArgs = args(raw)?;
             let id = IdArgs::get("holdId", &a.hold_id)?;
             let hold = cal_store::get_hold(&**db, id).await?;
-            visible(may_see(caller, &hold.user_id, hold.customer_id.as_deref()), "hold", id)?;
-            require(caller.is_or_admin(&hold.user_id))?;
+            visible(caller.may_see(&hold.user_id, hold.customer_id.as_deref()), "hold", id)?;
+            require(caller.may_manage(&hold.user_id))?;
             if field == Field::AcceptRequest {
                 Ok(out::event(&cal_store::accept_request(&mut **db, id, now).await?))
             } else {
@@ -589,28 +643,28 @@ async fn dispatch(deps: &Deps, caller: &Caller, field: Field, raw: Value) -> Res
         }
         Field::ConnectIcs => {
             let a: ConnectArgs = args(raw)?;
-            require(caller.is_or_admin(&a.user_id))?;
+            require(caller.may_manage(&a.user_id))?;
             let source = cal_store::sources::connect_ics(&mut **db, &a.user_id, &a.url, a.label.as_deref(), now).await?;
             Ok(out::source(&source))
         }
         Field::DisconnectIcs => {
             let a: IdArgs = args(raw)?;
             let user_id = IdArgs::get("userId", &a.user_id)?;
-            require(caller.is_or_admin(user_id))?;
+            require(caller.may_manage(user_id))?;
             cal_store::sources::disconnect_ics(&mut **db, user_id, IdArgs::get("sourceId", &a.source_id)?).await?;
             Ok(json!(true))
         }
         Field::ResyncIcs => {
             let a: IdArgs = args(raw)?;
             let user_id = IdArgs::get("userId", &a.user_id)?;
-            require(caller.is_or_admin(user_id))?;
+            require(caller.may_manage(user_id))?;
             let source = cal_store::sources::resync_ics(&**db, user_id, IdArgs::get("sourceId", &a.source_id)?, now).await?;
             Ok(out::source(&source))
         }
         Field::CreateFeed | Field::RotateFeed => {
             let a: IdArgs = args(raw)?;
             let user_id = IdArgs::get("userId", &a.user_id)?;
-            require(caller.is_or_admin(user_id))?;
+            require(caller.may_manage(user_id))?;
             let token = if field == Field::CreateFeed {
                 cal_store::feeds::create_feed(&mut **db, user_id, now).await?
             } else {
@@ -621,7 +675,7 @@ async fn dispatch(deps: &Deps, caller: &Caller, field: Field, raw: Value) -> Res
         Field::RevokeFeed => {
             let a: IdArgs = args(raw)?;
             let user_id = IdArgs::get("userId", &a.user_id)?;
-            require(caller.is_or_admin(user_id))?;
+            require(caller.may_manage(user_id))?;
             // Whether a feed was on to turn off.
             Ok(json!(cal_store::feeds::revoke_feed(&mut **db, user_id, now).await?))
         }
@@ -637,11 +691,6 @@ fn in_input(e: cal_store::StoreError) -> ApiError {
 /// cannot be probed.
 fn visible(allowed: bool, what: &'static str, id: &str) -> Result<(), ApiError> {
     if allowed { Ok(()) } else { Err(ApiError::new(ErrorType::NotFound, format!("{what} {id} not found"))) }
-}
-
-/// The provider, the customer, or an admin.
-fn may_see(caller: &Caller, provider: &str, customer: Option<&str>) -> bool {
-    caller.is_admin() || caller.user_id().is_some_and(|me| me == provider || Some(me) == customer)
 }
 
 /// `duration_min` → `durationMin` for field paths in messages.
@@ -666,9 +715,9 @@ fn weekly_rule(user_id: &str, r: RuleInputArgs) -> Result<WeeklyRule, ApiError> 
         .map_err(|(field, e)| ApiError::validation(&format!("input.{}", camel(field)), e))?;
     let time = |f: &str, t: &str| LocalTime::parse(t).map_err(|e| ApiError::validation(f, e));
     Ok(WeeklyRule {
-        rule_id: r.rule_id.unwrap_or_default(),
+        rule_id: r.rule_id.map(Id::into_string).unwrap_or_default(),
         user_id: user_id.to_owned(),
-        role_code: r.role_code,
+        role_code: r.role_code.into(),
         weekday_mask: WeekdayMask::new(r.weekday_mask).map_err(|e| ApiError::validation("input.weekdayMask", e))?,
         start_local: time("input.startLocal", &r.start_local)?,
         end_local: time("input.endLocal", &r.end_local)?,
@@ -691,7 +740,7 @@ fn exception(user_id: &str, e: ExceptionInputArgs) -> Result<Exception, ApiError
         _ => return Err(ApiError::validation("input.endLocal", "startLocal and endLocal are both set or both absent")),
     };
     Ok(Exception {
-        exc_id: e.exc_id.unwrap_or_default(),
+        exc_id: e.exc_id.map(Id::into_string).unwrap_or_default(),
         user_id: user_id.to_owned(),
         date_local: cal_core::time::parse_date(&e.date_local).map_err(|err| ApiError::validation("input.dateLocal", err))?,
         timezone: Zone::parse(&e.timezone).map_err(|err| ApiError::validation("input.timezone", err))?,
@@ -716,7 +765,7 @@ fn hold_request(caller: &Caller, h: HoldInputArgs, request_booking: bool) -> Res
         (Some("INSTANT"), true) => return Err(ApiError::validation("input.mode", "requestBooking makes REQUEST holds")),
         (Some(other), _) => return Err(ApiError::validation("input.mode", format!("must be INSTANT or REQUEST, got {other:?}"))),
     };
-    let customer_id = match (caller.is_admin(), h.customer_id) {
+    let customer_id = match (caller.is_admin(), h.customer_id.map(Id::into_string)) {
         (true, c) => c,
         (false, None) => caller.user_id().map(str::to_owned),
         (false, Some(c)) if Some(c.as_str()) == caller.user_id() => Some(c),
@@ -726,17 +775,17 @@ fn hold_request(caller: &Caller, h: HoldInputArgs, request_booking: bool) -> Res
         return Err(ApiError::forbidden());
     }
     let input = HoldRequestInput {
-        user_id: h.user_id,
-        role_code: h.role_code,
+        user_id: h.user_id.into(),
+        role_code: h.role_code.into(),
         customer_id,
         start: instant("input.start", &h.start)?,
         end: instant("input.end", &h.end)?,
         kind: Some(kind),
         mode: Some(mode),
-        event_id: h.event_id,
+        event_id: h.event_id.map(Id::into_string),
         ttl_min: h.ttl_min,
         step_min: h.step_min,
-        idempotency_key: h.idempotency_key,
+        idempotency_key: h.idempotency_key.into(),
     };
     HoldRequest::new(input).map_err(|e| match e {
         cal_core::BookingError::Validation { field, reason } => ApiError::validation(&format!("input.{}", camel(field)), reason),

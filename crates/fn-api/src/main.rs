@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use fn_api::{Deps, Limits, handle, system_clock};
+use fn_api::{Deps, Limits, ServiceRoles, respond, system_clock};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 
@@ -12,6 +12,7 @@ struct Config {
     feed_base_url: String,
     pool_size: usize,
     holds_per_customer_per_hour: i64,
+    services: ServiceRoles,
 }
 
 impl Config {
@@ -24,6 +25,9 @@ impl Config {
             feed_base_url: var("FEED_BASE_URL")?,
             pool_size: number("DB_POOL_SIZE", 2)?.clamp(1, 50) as usize,
             holds_per_customer_per_hour: number("HOLDS_PER_CUSTOMER_PER_HOUR", Limits::default().holds_per_customer_per_hour)?,
+            // Unset or empty: no IAM caller is trusted.
+            services: ServiceRoles::parse(&std::env::var("SERVICE_ROLE_ARNS").unwrap_or_default())
+                .map_err(|e| format!("SERVICE_ROLE_ARNS: {e}"))?,
         })
     }
 }
@@ -48,10 +52,11 @@ async fn main() -> Result<(), Error> {
         pool,
         feed_base_url: config.feed_base_url,
         limits: Limits { holds_per_customer_per_hour: config.holds_per_customer_per_hour },
+        services: config.services,
         clock: Arc::new(system_clock),
         cache,
         calendars: Default::default(),
     };
     let deps = &deps;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move { handle(deps, event.payload).await })).await
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move { respond(deps, event.payload).await })).await
 }

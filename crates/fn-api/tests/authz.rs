@@ -30,12 +30,16 @@ use Outcome::{Allowed, Forbidden, Hidden, NotFound};
 /// with cust-ben (the customer); prov-cara is another provider.
 fn expected(field: Field, who: Who) -> Outcome {
     use Field::*;
-    if who == Who::Nobody {
+    if matches!(who, Who::Nobody | Who::ForeignService) {
         return Forbidden;
     }
     let admin = matches!(who, Who::Admin | Who::Service);
+    // Sees the fixture's holds and event: their provider (in the provider
+    // group), their customer (in the customer group), an admin.
+    let sees = admin || matches!(who, Who::Provider | Who::Customer);
     match field {
-        // A provider's own calendar, rules, sources and feed: the provider or an admin.
+        // A provider's own calendar, rules, sources and feed: the provider
+        // (in the `provider` group) or an admin.
         WeeklyRules | Exceptions | ExternalCalendars | PutWeeklyRule | DeleteWeeklyRule | CopyWeekday
         | UpsertException | DeleteException | AddVacation | ConnectIcs | DisconnectIcs | ResyncIcs | CreateFeed
         | RotateFeed | RevokeFeed => {
@@ -43,14 +47,16 @@ fn expected(field: Field, who: Who) -> Outcome {
         }
         // Anyone signed in.
         BookableSlots | CommonSlots => Allowed,
-        // Anyone signed in may hold time for themselves.
-        CreateHold | RequestBooking => Allowed,
+        // Customers (and admins) hold time; providers in the provider group only do not.
+        CreateHold | RequestBooking => {
+            if admin || matches!(who, Who::Customer | Who::OtherCustomer) { Allowed } else { Forbidden }
+        }
         // The event's or hold's provider, its customer, or an admin.
         RescheduleCandidates | EventIcs | ReleaseHold => {
-            if admin || matches!(who, Who::Provider | Who::Customer) { Allowed } else { NotFound }
+            if sees { Allowed } else { NotFound }
         }
         Hold | Event => {
-            if admin || matches!(who, Who::Provider | Who::Customer) { Allowed } else { Hidden }
+            if sees { Allowed } else { Hidden }
         }
         // The provider answers a request; its customer may see it but not answer it.
         AcceptRequest | DeclineRequest => match who {
@@ -168,8 +174,9 @@ async fn a_reschedule_hold_needs_a_caller_who_may_see_the_event() {
     let mut args = hold_args("2030-03-05T08:00:00Z", "2030-03-05T09:00:00Z", "move-it");
     args["input"]["kind"] = json!("RESCHEDULE");
     args["input"]["eventId"] = json!(fx.event_id);
-    // Another provider cannot tell the event exists.
-    assert_err(api.call_as(Who::OtherProvider, "createHold", args.clone()).await, ErrorType::NotFound);
+    // Another customer cannot tell the event exists; a provider does not book at all.
+    assert_err(api.call_as(Who::OtherCustomer, "createHold", args.clone()).await, ErrorType::NotFound);
+    assert_err(api.call_as(Who::OtherProvider, "createHold", args.clone()).await, ErrorType::Forbidden);
     let held = api.ok(Who::Customer, "createHold", args).await;
     assert_eq!((held["kind"].as_str(), held["eventId"].as_str()), (Some("RESCHEDULE"), Some(fx.event_id.as_str())));
 }

@@ -74,6 +74,7 @@ async fn an_unknown_field_is_refused_before_any_database_work() {
         pool: cal_store::pool_from_url("postgres://nobody@127.0.0.1:1/none", 1).unwrap(),
         feed_base_url: "https://feeds.example.test/feeds".into(),
         limits: fn_api::Limits::default(),
+        services: fn_api::ServiceRoles::default(),
         clock: std::sync::Arc::new(|| cal_core::Instant::from_unix(0)),
         cache: None,
         calendars: Default::default(),

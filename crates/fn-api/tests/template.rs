@@ -77,3 +77,25 @@ fn every_function_binary_is_built_by_this_workspace() {
         assert!(Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../{bin}/src/main.rs")).exists(), "{bin} has no main.rs");
     }
 }
+
+/// Every resolver turns `fn_api::respond`'s two shapes back into GraphQL:
+/// `{"data": …}` is the field's value, `{"error": {"type", "message"}}` a
+/// GraphQL error of that type; a function error (INTERNAL) stays one.
+#[test]
+fn every_resolver_maps_the_answer_envelope_of_respond() {
+    let template = repo("template.yaml");
+    let resolvers = template_resolvers(&template).len();
+    let responses: Vec<&str> =
+        template.lines().filter_map(|l| l.trim().strip_prefix("ResponseMappingTemplate: ")).collect();
+    assert_eq!(responses.len(), resolvers, "one response template per resolver");
+    let first = responses[0];
+    assert!(responses.iter().all(|r| *r == first), "every resolver has the same response template");
+    for part in [
+        "$util.error($ctx.error.message, $ctx.error.type)",
+        "$util.error($ctx.result.error.message, $ctx.result.error.type)",
+        "$util.toJson($ctx.result.data)",
+    ] {
+        assert!(first.contains(part), "{first} lacks {part}");
+    }
+    assert!(!template.contains("RequestMappingTemplate"), "the request stays the direct-resolver event");
+}

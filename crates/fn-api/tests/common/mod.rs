@@ -25,10 +25,14 @@ pub const NOW: &str = "2030-03-01T00:00:00Z";
 pub const PROVIDER: &str = "prov-ana";
 pub const OTHER_PROVIDER: &str = "prov-cara";
 pub const CUSTOMER: &str = "cust-ben";
+pub const OTHER_CUSTOMER: &str = "cust-dora";
 pub const ADMIN: &str = "ops-admin";
 pub const ROLE: &str = "photographer";
 pub const ZONE: &str = "Europe/Berlin";
 pub const FEED_BASE: &str = "https://feeds.example.test/feeds";
+/// The order service's role: the one IAM principal the tests' `Deps` trust
+/// (`SERVICE_ROLE_ARNS`); the `.iam-order-service` payloads assume it.
+pub const SERVICE_ROLE: &str = "arn:aws:iam::123456789012:role/order-service-OrderEventsFn-Role";
 /// The seeded ICS source's URL: a secret that must never come back.
 pub const SEEDED_ICS_URL: &str = "https://calendar.google.com/calendar/ical/ana.lima%40example.com/private-9f8e7d6c5b4a39281706f5e4d3c2b1a0/basic.ics";
 
@@ -44,6 +48,7 @@ pub fn deps_for(url: &str, clock: &Clock) -> Deps {
         pool: cal_store::pool_from_url(url, 4).expect("pool"),
         feed_base_url: FEED_BASE.into(),
         limits: Limits::default(),
+        services: fn_api::ServiceRoles::parse(SERVICE_ROLE).unwrap(),
         clock: Arc::new(move || c.now()),
         cache: None,
         calendars: Default::default(),
@@ -263,29 +268,65 @@ pub enum Who {
     OtherProvider,
     /// cust-ben, the customer of the fixture's holds and event.
     Customer,
+    /// cust-dora, another customer.
+    OtherCustomer,
     /// ops-admin, Cognito group `admin`.
     Admin,
     /// The order service, signed with IAM.
     Service,
+    /// An IAM principal not on the allow-list: the same role name in
+    /// another account.
+    ForeignService,
+    /// prov-ana signed in, but in no group (a new sign-up).
+    NoGroup,
     /// An API-key request: no identity.
     Nobody,
 }
 
 impl Who {
-    pub const ALL: [Who; 6] = [Who::Provider, Who::OtherProvider, Who::Customer, Who::Admin, Who::Service, Who::Nobody];
+    pub const ALL: [Who; 9] = [
+        Who::Provider,
+        Who::OtherProvider,
+        Who::Customer,
+        Who::OtherCustomer,
+        Who::Admin,
+        Who::Service,
+        Who::ForeignService,
+        Who::NoGroup,
+        Who::Nobody,
+    ];
 
     /// The identity as a real payload carries it, taken from a file that has it.
     pub fn identity(self) -> Value {
         let file = match self {
             Who::Provider => "putWeeklyRule",
             Who::OtherProvider => "putWeeklyRule.forbidden-other-provider",
-            Who::Customer => "createHold",
+            Who::Customer | Who::OtherCustomer => "createHold",
             Who::Admin => "confirmHold",
-            Who::Service => "confirmHold.iam-order-service",
+            Who::Service | Who::ForeignService => "confirmHold.iam-order-service",
+            Who::NoGroup => "putWeeklyRule",
             Who::Nobody => "weeklyRules.no-identity",
         };
         let event: Value = serde_json::from_str(&read_event_text(file)).unwrap();
-        event["identity"].clone()
+        let mut identity = event["identity"].clone();
+        match self {
+            Who::ForeignService => {
+                let arn = identity["userArn"].as_str().unwrap().replace("123456789012", "999999999999");
+                identity["userArn"] = json!(arn);
+                identity["accountId"] = json!("999999999999");
+            }
+            Who::OtherCustomer => {
+                for path in ["/sub", "/username", "/claims/sub", "/claims/cognito:username"] {
+                    *identity.pointer_mut(path).unwrap() = json!(OTHER_CUSTOMER);
+                }
+            }
+            Who::NoGroup => {
+                identity["claims"].as_object_mut().unwrap().remove("cognito:groups");
+                identity.as_object_mut().unwrap().remove("groups");
+            }
+            _ => {}
+        }
+        identity
     }
 }
 
