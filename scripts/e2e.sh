@@ -104,7 +104,8 @@ warm=$(node -e '
     .then(async (r) => console.log(r.status, await r.text()))
     .catch((e) => { console.log("failed", e.message); process.exit(1); });
 ' "$lambda_url") || { tail -n 30 "$tmp/watch.log" >&2; die "warm-up invocation of $FN failed: $warm"; }
-[[ $warm == *'"errorType":"VALIDATION"'* ]] ||
+# A refusal is an answer ({"error": ...}), not a function error.
+[[ $warm == 200* && $warm == *'"type":"VALIDATION"'* ]] ||
     { tail -n 30 "$tmp/watch.log" >&2; die "unexpected warm-up answer from $FN: $warm"; }
 say "$FN is up under cargo lambda watch at 127.0.0.1:$lport"
 
