@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use cal_core::Instant;
-use cal_store::{EventPublisher, OrderEvent, RelayOptions, RelayReport, StoreError};
+use cal_store::{EventPublisher, OrderEvent, RelayError, RelayOptions, RelayReport, StoreError};
 use deadpool_postgres::Pool;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -42,6 +42,10 @@ pub enum HandlerError {
     /// The store refused or failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The outbox relay failed (the database, or the event bus itself).
+    /// Boxed: it carries the run's report.
+    #[error(transparent)]
+    Relay(Box<RelayError>),
     /// An AWS call failed.
     #[error(transparent)]
     Aws(#[from] AwsError),
@@ -59,9 +63,19 @@ impl HandlerError {
         match self {
             HandlerError::BadEvent(_) => "VALIDATION",
             HandlerError::Store(e) => e.code(),
+            HandlerError::Relay(e) => match &**e {
+                RelayError::Store { source, .. } => source.code(),
+                RelayError::Bus { .. } => "INTERNAL",
+            },
             HandlerError::Idempotency(e) => e.code(),
             HandlerError::Aws(_) | HandlerError::Pool(_) => "INTERNAL",
         }
+    }
+}
+
+impl From<RelayError> for HandlerError {
+    fn from(e: RelayError) -> Self {
+        HandlerError::Relay(Box::new(e))
     }
 }
 
@@ -102,7 +116,8 @@ pub struct SweepOptions {
 
 /// `fn-hold-sweeper`: expire holds whose time ran out (bounded batches, one
 /// transaction each, each writing `cal.hold.expired`), then relay the outbox
-/// so the expiries go out without waiting for the relay's schedule.
+/// so the expiries go out without waiting for the relay's schedule (as
+/// [`relay`] does: a failing bus fails the invocation).
 pub async fn sweep(
     pool: &Pool,
     publisher: &impl EventPublisher,
@@ -121,8 +136,11 @@ pub async fn sweep(
             break;
         }
     }
+    // Logged before relaying: the expiries are committed even if the relay
+    // then fails the invocation.
+    tracing::info!(event_id = %event.id, swept, "holds swept");
     let report: RelayReport = cal_store::relay_outbox(&mut db, publisher, relay).await?;
-    tracing::info!(event_id = %event.id, swept, ?report, "holds swept");
+    tracing::info!(event_id = %event.id, ?report, "outbox relayed");
     Ok(json!({ "swept": swept, "relay": report }))
 }
 

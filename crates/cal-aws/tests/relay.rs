@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use cal_store::relay::fake::FakePublisher;
 use cal_store::relay::unpublished_count;
-use cal_store::{RelayOptions, relay_outbox};
+use cal_store::{RelayError, RelayOptions, relay_outbox};
 use common::*;
 use serde_json::json;
 
@@ -85,11 +85,12 @@ async fn a_crash_before_publishing_delivers_on_the_next_run() {
     let mut db = TestDb::new().await;
     let ids = enqueue(&mut db, "prov-a", 7, json!({})).await;
     // The changes committed; the relay's puts all fail (as if it died
-    // before publishing): nothing is marked.
+    // before publishing): nothing is marked, and the run is an error.
     let fake = FakePublisher::new();
     fake.fail_calls(3);
-    let report = relay_outbox(&mut db.client, &fake, opts()).await.unwrap();
-    assert_eq!(report.published, 0);
+    let err = relay_outbox(&mut db.client, &fake, opts()).await.unwrap_err();
+    assert!(matches!(err, RelayError::Bus { .. }), "{err:?}");
+    assert_eq!(err.report().published, 0);
     assert_eq!(unpublished_count(&db.client).await.unwrap(), 7);
     // A relay that never ran at all: same state. The next run delivers all.
     let report = relay_outbox(&mut db.client, &fake, opts()).await.unwrap();
