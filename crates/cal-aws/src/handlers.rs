@@ -96,11 +96,36 @@ async fn client(pool: &Pool) -> Result<deadpool_postgres::Object, HandlerError> 
     pool.get().await.map_err(HandlerError::Pool)
 }
 
+/// The custom metric counting outbox rows parked by a run (alarmed).
+pub const OUTBOX_PARKED: &str = "OutboxParked";
+
+/// Relays the outbox and emits [`OUTBOX_PARKED`] for `function`, also when
+/// the run fails (rows parked before the failure stay parked). A failing
+/// run is an error of the invocation, so the function's Errors alarm sees
+/// a failing bus.
+async fn relay_and_count(
+    db: &mut deadpool_postgres::Object,
+    publisher: &impl EventPublisher,
+    opts: RelayOptions,
+    function: &str,
+) -> Result<RelayReport, HandlerError> {
+    let result = cal_store::relay_outbox(db, publisher, opts).await;
+    let report = match &result {
+        Ok(report) => report,
+        Err(e) => e.report(),
+    };
+    crate::emit_metric(&crate::metrics::function_name(function), OUTBOX_PARKED, report.parked as u64);
+    if let Err(e) = &result {
+        tracing::error!(error = %e, report = ?e.report(), "outbox relay failed");
+    }
+    Ok(result?)
+}
+
 /// `fn-outbox-relay`: on its schedule, publish the outbox.
 pub async fn relay(pool: &Pool, publisher: &impl EventPublisher, opts: RelayOptions, event: Value) -> Result<Value, HandlerError> {
     let event = decode(event)?;
     let mut db = client(pool).await?;
-    let report = cal_store::relay_outbox(&mut db, publisher, opts).await?;
+    let report = relay_and_count(&mut db, publisher, opts, "fn-outbox-relay").await?;
     tracing::info!(event_id = %event.id, ?report, "outbox relayed");
     Ok(serde_json::to_value(report).expect("reports serialize"))
 }
@@ -117,7 +142,8 @@ pub struct SweepOptions {
 /// `fn-hold-sweeper`: expire holds whose time ran out (bounded batches, one
 /// transaction each, each writing `cal.hold.expired`), then relay the outbox
 /// so the expiries go out without waiting for the relay's schedule (as
-/// [`relay`] does: a failing bus fails the invocation).
+/// [`relay`] does: a failing bus fails the invocation, parked rows are
+/// counted).
 pub async fn sweep(
     pool: &Pool,
     publisher: &impl EventPublisher,
@@ -139,7 +165,7 @@ pub async fn sweep(
     // Logged before relaying: the expiries are committed even if the relay
     // then fails the invocation.
     tracing::info!(event_id = %event.id, swept, "holds swept");
-    let report: RelayReport = cal_store::relay_outbox(&mut db, publisher, relay).await?;
+    let report = relay_and_count(&mut db, publisher, relay, "fn-hold-sweeper").await?;
     tracing::info!(event_id = %event.id, ?report, "outbox relayed");
     Ok(json!({ "swept": swept, "relay": report }))
 }
