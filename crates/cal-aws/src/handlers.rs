@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use cal_core::Instant;
-use cal_store::{EventPublisher, OrderEvent, RelayOptions, RelayReport, StoreError};
+use cal_store::{EventPublisher, OrderEvent, RelayError, RelayOptions, RelayReport, StoreError};
 use deadpool_postgres::Pool;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -42,6 +42,10 @@ pub enum HandlerError {
     /// The store refused or failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The outbox relay failed (the database, or the event bus itself).
+    /// Boxed: it carries the run's report.
+    #[error(transparent)]
+    Relay(Box<RelayError>),
     /// An AWS call failed.
     #[error(transparent)]
     Aws(#[from] AwsError),
@@ -59,9 +63,19 @@ impl HandlerError {
         match self {
             HandlerError::BadEvent(_) => "VALIDATION",
             HandlerError::Store(e) => e.code(),
+            HandlerError::Relay(e) => match &**e {
+                RelayError::Store { source, .. } => source.code(),
+                RelayError::Bus { .. } => "INTERNAL",
+            },
             HandlerError::Idempotency(e) => e.code(),
             HandlerError::Aws(_) | HandlerError::Pool(_) => "INTERNAL",
         }
+    }
+}
+
+impl From<RelayError> for HandlerError {
+    fn from(e: RelayError) -> Self {
+        HandlerError::Relay(Box::new(e))
     }
 }
 
@@ -82,11 +96,36 @@ async fn client(pool: &Pool) -> Result<deadpool_postgres::Object, HandlerError> 
     pool.get().await.map_err(HandlerError::Pool)
 }
 
+/// The custom metric counting outbox rows parked by a run (alarmed).
+pub const OUTBOX_PARKED: &str = "OutboxParked";
+
+/// Relays the outbox and emits [`OUTBOX_PARKED`] for `function`, also when
+/// the run fails (rows parked before the failure stay parked). A failing
+/// run is an error of the invocation, so the function's Errors alarm sees
+/// a failing bus.
+async fn relay_and_count(
+    db: &mut deadpool_postgres::Object,
+    publisher: &impl EventPublisher,
+    opts: RelayOptions,
+    function: &str,
+) -> Result<RelayReport, HandlerError> {
+    let result = cal_store::relay_outbox(db, publisher, opts).await;
+    let report = match &result {
+        Ok(report) => report,
+        Err(e) => e.report(),
+    };
+    crate::emit_metric(&crate::metrics::function_name(function), OUTBOX_PARKED, report.parked as u64);
+    if let Err(e) = &result {
+        tracing::error!(error = %e, report = ?e.report(), "outbox relay failed");
+    }
+    Ok(result?)
+}
+
 /// `fn-outbox-relay`: on its schedule, publish the outbox.
 pub async fn relay(pool: &Pool, publisher: &impl EventPublisher, opts: RelayOptions, event: Value) -> Result<Value, HandlerError> {
     let event = decode(event)?;
     let mut db = client(pool).await?;
-    let report = cal_store::relay_outbox(&mut db, publisher, opts).await?;
+    let report = relay_and_count(&mut db, publisher, opts, "fn-outbox-relay").await?;
     tracing::info!(event_id = %event.id, ?report, "outbox relayed");
     Ok(serde_json::to_value(report).expect("reports serialize"))
 }
@@ -102,7 +141,9 @@ pub struct SweepOptions {
 
 /// `fn-hold-sweeper`: expire holds whose time ran out (bounded batches, one
 /// transaction each, each writing `cal.hold.expired`), then relay the outbox
-/// so the expiries go out without waiting for the relay's schedule.
+/// so the expiries go out without waiting for the relay's schedule (as
+/// [`relay`] does: a failing bus fails the invocation, parked rows are
+/// counted).
 pub async fn sweep(
     pool: &Pool,
     publisher: &impl EventPublisher,
@@ -121,8 +162,11 @@ pub async fn sweep(
             break;
         }
     }
-    let report: RelayReport = cal_store::relay_outbox(&mut db, publisher, relay).await?;
-    tracing::info!(event_id = %event.id, swept, ?report, "holds swept");
+    // Logged before relaying: the expiries are committed even if the relay
+    // then fails the invocation.
+    tracing::info!(event_id = %event.id, swept, "holds swept");
+    let report = relay_and_count(&mut db, publisher, relay, "fn-hold-sweeper").await?;
+    tracing::info!(event_id = %event.id, ?report, "outbox relayed");
     Ok(json!({ "swept": swept, "relay": report }))
 }
 

@@ -11,6 +11,8 @@
 //!   ([`IdempotencyStore`]).
 //! * [`handlers`]: what `fn-outbox-relay`, `fn-hold-sweeper`,
 //!   `fn-order-events` and `fn-cache-rebuilder` do per invocation.
+//! * [`metrics`]: custom CloudWatch metrics as embedded-metric-format lines
+//!   ([`emit_metric`]).
 
 #![forbid(unsafe_code)]
 
@@ -20,6 +22,7 @@ pub mod database;
 pub mod error;
 pub mod handlers;
 pub mod idempotency;
+pub mod metrics;
 pub mod publisher;
 pub mod sdk;
 #[cfg(feature = "testing")]
@@ -29,6 +32,7 @@ pub use cache::{CacheKey, CachedEntry, DynamoCache, FeasibilityCache, Reschedule
 pub use config::{ConfigError, env_number, env_var};
 pub use error::AwsError;
 pub use idempotency::{DynamoIdempotencyStore, IdempotencyError, IdempotencyStore, Idempotent, RunError};
+pub use metrics::emit_metric;
 pub use publisher::EventBridgePublisher;
 
 /// JSON log lines (CloudWatch) filtered by `RUST_LOG`: every function's first call.

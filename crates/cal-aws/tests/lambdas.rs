@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use cal_aws::cache::{Source, cached_slots, near_term_queries};
 use cal_aws::handlers::{self, OrderOptions, RebuildOptions, SweepOptions};
-use cal_aws::testing::{BusWithQueue, create_table, moto};
-use cal_aws::{DynamoCache, DynamoIdempotencyStore, EventBridgePublisher};
+use cal_aws::testing::{create_table, moto};
+use cal_aws::{DynamoCache, DynamoIdempotencyStore};
 use cal_store::RelayOptions;
 use common::*;
 
@@ -18,9 +18,7 @@ fn relay_opts() -> RelayOptions {
 
 #[tokio::test]
 async fn outbox_relay_publishes_the_fixture_events() {
-    let sdk = moto().await;
-    let bus = BusWithQueue::create(&sdk, "cal").await;
-    let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&sdk), &bus.bus, "cal");
+    let (bus, publisher) = moto_bus().await;
     let mut db = TestDb::new().await;
     seed_fixture(&mut db).await;
     let outbox = db.count("select count(*) from cal.outbox").await as usize;
@@ -34,9 +32,7 @@ async fn outbox_relay_publishes_the_fixture_events() {
 
 #[tokio::test]
 async fn hold_sweeper_expires_and_relays() {
-    let sdk = moto().await;
-    let bus = BusWithQueue::create(&sdk, "cal").await;
-    let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&sdk), &bus.bus, "cal");
+    let (bus, publisher) = moto_bus().await;
     let mut db = TestDb::new().await;
     let fx = seed_fixture(&mut db).await;
     let pool = pool(&db);
@@ -50,6 +46,42 @@ async fn hold_sweeper_expires_and_relays() {
     let expired: Vec<_> = bus.drain().await.into_iter().filter(|m| m["detail-type"] == "cal.hold.expired").collect();
     assert_eq!(expired.len(), 2);
     assert_eq!(db.count("select count(*) from cal.outbox where published_at is null").await, 0);
+}
+
+#[tokio::test]
+async fn relay_and_sweeper_fail_the_invocation_when_the_bus_fails() {
+    let mut db = TestDb::new().await;
+    seed_fixture(&mut db).await;
+    let pool = pool(&db);
+    let publisher = cal_store::relay::fake::FakePublisher::new();
+    publisher.fail_calls(u32::MAX);
+    let err = handlers::relay(&pool, &publisher, relay_opts(), event("relay/fn-outbox-relay.scheduled.json", None)).await.unwrap_err();
+    assert_eq!(err.code(), "INTERNAL");
+    assert!(err.to_string().contains("the event bus failed"), "{err}");
+    // The sweeper's expiries commit; its relay fails the invocation the same way.
+    let later = at(NOW).plus_minutes(11);
+    let sweep = SweepOptions { batch: 10, max_batches: 10 };
+    let err = handlers::sweep(&pool, &publisher, sweep, relay_opts(), later, event("sweeper/fn-hold-sweeper.scheduled.json", None))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "INTERNAL");
+    assert_eq!(db.count("select count(*) from cal.hold where status = 'expired'").await, 2);
+}
+
+#[tokio::test]
+async fn the_sweeper_reports_what_it_parked() {
+    let (bus, publisher) = moto_bus().await;
+    let mut db = TestDb::new().await;
+    seed_fixture(&mut db).await;
+    db.outbox_row_from_before_the_bound("cal.exception.upserted", PROVIDER, &serde_json::json!({ "note": "n".repeat(300 * 1024) })).await;
+    let outbox = db.count("select count(*) from cal.outbox").await;
+    let pool = pool(&db);
+    let out = handlers::sweep(&pool, &publisher, SweepOptions { batch: 10, max_batches: 10 }, relay_opts(), at(NOW), event("sweeper/fn-hold-sweeper.scheduled.json", None))
+        .await
+        .unwrap();
+    assert_eq!(out["relay"]["parked"], 1);
+    assert_eq!(out["relay"]["published"], outbox - 1);
+    assert_eq!(bus.drain().await.len() as i64, outbox - 1);
 }
 
 #[tokio::test]

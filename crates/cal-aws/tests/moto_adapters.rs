@@ -11,8 +11,8 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
 use cal_aws::cache::{CacheKey, Source, cached_slots};
 use cal_aws::idempotency::{Claim, ClaimTimes, payload_hash};
-use cal_aws::testing::{BusWithQueue, create_table, moto};
-use cal_aws::{DynamoCache, DynamoIdempotencyStore, EventBridgePublisher, FeasibilityCache, IdempotencyError, IdempotencyStore, Idempotent, RunError};
+use cal_aws::testing::{create_table, moto};
+use cal_aws::{DynamoCache, DynamoIdempotencyStore, FeasibilityCache, IdempotencyError, IdempotencyStore, Idempotent, RunError};
 use cal_core::{SlotQuery, SlotRange, StepMinutes};
 use cal_store::{RelayOptions, relay_outbox};
 use common::*;
@@ -20,9 +20,7 @@ use serde_json::json;
 
 #[tokio::test]
 async fn eventbridge_receives_each_event_exactly_once_per_successful_relay() {
-    let sdk = moto().await;
-    let bus = BusWithQueue::create(&sdk, "cal").await;
-    let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&sdk), &bus.bus, "cal");
+    let (bus, publisher) = moto_bus().await;
     let mut db = TestDb::new().await;
     let mut ids = enqueue(&mut db, "prov-a", 13, json!({"k": "v"})).await;
     ids.extend(enqueue(&mut db, "prov-b", 10, json!({})).await);

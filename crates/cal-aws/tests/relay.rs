@@ -1,6 +1,7 @@
 //! The outbox relay against real Postgres with the fake publisher: partial
 //! failures, retries of only the failed entries, nothing dropped, order per
-//! user, crash before publish, concurrent relays, the PutEvents limits.
+//! user, crash before publish, concurrent relays, the PutEvents limits; and
+//! through the real SDK on moto: parking, and a bus that cannot be reached.
 
 mod common;
 
@@ -9,7 +10,9 @@ use std::time::Duration;
 
 use cal_store::relay::fake::FakePublisher;
 use cal_store::relay::unpublished_count;
-use cal_store::{RelayOptions, relay_outbox};
+use cal_aws::EventBridgePublisher;
+use cal_aws::testing::moto;
+use cal_store::{RelayError, RelayOptions, relay_outbox};
 use common::*;
 use serde_json::json;
 
@@ -85,11 +88,12 @@ async fn a_crash_before_publishing_delivers_on_the_next_run() {
     let mut db = TestDb::new().await;
     let ids = enqueue(&mut db, "prov-a", 7, json!({})).await;
     // The changes committed; the relay's puts all fail (as if it died
-    // before publishing): nothing is marked.
+    // before publishing): nothing is marked, and the run is an error.
     let fake = FakePublisher::new();
     fake.fail_calls(3);
-    let report = relay_outbox(&mut db.client, &fake, opts()).await.unwrap();
-    assert_eq!(report.published, 0);
+    let err = relay_outbox(&mut db.client, &fake, opts()).await.unwrap_err();
+    assert!(matches!(err, RelayError::Bus { .. }), "{err:?}");
+    assert_eq!(err.report().published, 0);
     assert_eq!(unpublished_count(&db.client).await.unwrap(), 7);
     // A relay that never ran at all: same state. The next run delivers all.
     let report = relay_outbox(&mut db.client, &fake, opts()).await.unwrap();
@@ -138,4 +142,37 @@ async fn puts_stay_within_256_kb() {
     // ~60 KB each: at most four per put (the fake asserts the byte limit).
     assert!(fake.calls().iter().all(|c| c.len() <= 4));
     assert_eq!(fake.calls().len(), 3, "{:?}", fake.calls().iter().map(Vec::len).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn on_eventbridge_an_oversized_row_is_parked_and_the_rest_delivered() {
+    let (bus, publisher) = moto_bus().await;
+    let mut db = TestDb::new().await;
+    let mut ids = enqueue(&mut db, "prov-a", 2, json!({})).await;
+    // moto would take 300 KB (EventBridge would not): the relay's own
+    // check is what keeps it off the bus.
+    let big = db.outbox_row_from_before_the_bound("cal.exception.upserted", "prov-a", &json!({ "note": "n".repeat(300 * 1024) })).await;
+    ids.extend(enqueue(&mut db, "prov-b", 2, json!({})).await);
+    ids.extend(enqueue(&mut db, "prov-a", 1, json!({})).await);
+    let report = relay_outbox(&mut db.client, &publisher, opts()).await.unwrap();
+    assert_eq!((report.published, report.parked, report.failed, report.deferred), (5, 1, 0, 0), "{report:?}");
+    let delivered: HashSet<String> =
+        bus.drain().await.iter().map(|m| m["detail"]["event_id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(delivered, ids.iter().cloned().collect::<HashSet<_>>());
+    assert!(!delivered.contains(&big));
+    assert_eq!(db.count("select count(*) from cal.outbox where parked_at is not null and park_reason like 'EntryTooLarge:%'").await, 1);
+}
+
+#[tokio::test]
+async fn an_event_bus_that_cannot_be_reached_is_an_error() {
+    let sdk = moto().await;
+    // Nothing listens on port 9 of loopback: every put fails as a whole.
+    let conf = aws_sdk_eventbridge::config::Builder::from(&sdk).endpoint_url("http://127.0.0.1:9").build();
+    let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::from_conf(conf), "no-bus", "cal");
+    let mut db = TestDb::new().await;
+    enqueue(&mut db, "prov-a", 2, json!({})).await;
+    let err = relay_outbox(&mut db.client, &publisher, opts()).await.unwrap_err();
+    assert!(matches!(&err, RelayError::Bus { source, .. } if source.message.contains("PutEvents on no-bus")), "{err:?}");
+    assert_eq!((err.report().published, err.report().failed, err.report().deferred), (0, 1, 1));
+    assert_eq!(unpublished_count(&db.client).await.unwrap(), 2);
 }

@@ -105,8 +105,10 @@ impl HoldRecord {
         })
     }
 
+    /// The hold in event payloads: ids and bounded fields only, so not the
+    /// idempotency key (the caller's free text).
     fn payload(&self) -> serde_json::Value {
-        serde_json::to_value(self).expect("a hold serializes")
+        without(serde_json::to_value(self).expect("a hold serializes"), &["idempotency_key"])
     }
 }
 
@@ -176,9 +178,21 @@ impl EventRecord {
         Interval::new(self.start, self.end).expect("the table's check keeps end > start")
     }
 
+    /// The event in event payloads: ids and bounded fields only, so not the
+    /// summary (free text).
     fn payload(&self) -> serde_json::Value {
-        serde_json::to_value(self).expect("an event serializes")
+        without(serde_json::to_value(self).expect("an event serializes"), &["summary"])
     }
+}
+
+/// `record` without the free-text `fields` (see [`crate::outbox`]).
+fn without(mut record: serde_json::Value, fields: &[&str]) -> serde_json::Value {
+    if let Some(object) = record.as_object_mut() {
+        for field in fields {
+            object.remove(*field);
+        }
+    }
+    record
 }
 
 fn instant(row: &Row, column: &str) -> Result<Instant, StoreError> {

@@ -51,7 +51,9 @@ pub use demo::{DemoSummary, seed_demo};
 pub use error::{ConfigProblem, ConstraintKind, RowProblem, StoreError, ValidationProblem};
 pub use feeds::{FeedOwner, FeedToken, create_feed, feed_for_token, revoke_feed, rotate_feed};
 pub use migrate::{MIGRATIONS, Migration, MigrationReport, migrate};
-pub use relay::{EntryFailure, EventPublisher, OutboundEvent, PublishError, RelayOptions, RelayReport, relay_outbox};
+pub use relay::{
+    EntryFailure, EventPublisher, FailureKind, OutboundEvent, PublishError, RelayError, RelayOptions, RelayReport, relay_outbox,
+};
 pub use poll::{
     DueSource, FailureRecord, PollSuccess, SecretUrl, SuccessRecord, due_sources, record_failure, record_success,
     source_for_poll,

@@ -3,6 +3,12 @@
 //! Both are written inside the caller's transaction: an event is published
 //! only if the change it describes committed, and a cache keyed by the
 //! version can never serve data older than a committed change.
+//!
+//! A payload carries ids and bounded fields (times, kinds, counts, a cut
+//! error text), never free text a user typed (an exception's note, a
+//! calendar's label, an idempotency key): a consumer that wants those reads
+//! them by id. Every row is also bounded by the database:
+//! [`MAX_ROW_BYTES`].
 
 use serde_json::Value;
 
@@ -14,7 +20,17 @@ pub const RULE_UPDATED: &str = "cal.rule.updated";
 /// Exceptions were created, changed or deleted (vacations included).
 pub const EXCEPTION_UPSERTED: &str = "cal.exception.upserted";
 
+/// The most a pending outbox row may hold: bytes of its event type, user id
+/// and payload (as `jsonb` text). The check `outbox_size_ck`
+/// (migrations/0005) refuses a larger row when it is written, so its
+/// transaction fails instead of leaving an event no relay can send: a
+/// quarter of the 256 KB PutEvents entry limit, which leaves room for the
+/// detail's envelope and lets a put carry four such entries.
+pub const MAX_ROW_BYTES: usize = 64 * 1024;
+
 /// Appends a domain event; returns its `outbox_id` (the relay's order).
+/// A row over [`MAX_ROW_BYTES`] is refused ([`StoreError::Constraint`]
+/// `outbox_size_ck`).
 pub async fn enqueue(db: &impl Executor, event_type: &str, user_id: &str, payload: &Value) -> Result<i64, StoreError> {
     let rows = db
         .query(

@@ -56,6 +56,9 @@ fn rule_json(r: &WeeklyRule) -> Value {
     })
 }
 
+/// The wire shape of an exception in event payloads. The note is left out:
+/// it is free text (consumers read it by `exc_id`), and a payload carries
+/// ids and bounded fields only ([`outbox::MAX_ROW_BYTES`]).
 fn exception_json(e: &StoredException) -> Value {
     let x = &e.exception;
     json!({
@@ -66,7 +69,6 @@ fn exception_json(e: &StoredException) -> Value {
         "kind": x.kind.as_str(),
         "start_local": x.times.map(|t| t.0.to_string()),
         "end_local": x.times.map(|t| t.1.to_string()),
-        "note": e.note,
     })
 }
 
@@ -338,7 +340,14 @@ pub async fn add_vacation(
         return Ok(Vacation { days, created });
     }
     let days = whole_days_off(&tx, user_id, from_date, to_date, zone).await?;
-    let new: Vec<Value> = days.iter().filter(|d| created.contains(&d.exception.exc_id)).map(exception_json).collect();
+    // Every new day is a whole-day `unavailable` exception in `zone`, which
+    // `vacation` says once: per day only its id and date, so a year of them
+    // stays well inside the payload bound.
+    let new: Vec<Value> = days
+        .iter()
+        .filter(|d| created.contains(&d.exception.exc_id))
+        .map(|d| json!({ "exc_id": d.exception.exc_id, "date_local": d.exception.date_local.to_string() }))
+        .collect();
     let payload = json!({
         "operation": "upserted",
         "user_id": user_id,

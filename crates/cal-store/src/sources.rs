@@ -361,10 +361,10 @@ pub async fn connect_ics(
         )
         .await?;
     let stored = source(&rows[0])?;
+    // The label is the provider's free text: consumers read it by id.
     let payload = json!({
         "source_id": stored.source_id,
         "user_id": user_id,
-        "label": stored.label,
         "host": url.host(),
         "version": version,
     });
@@ -383,13 +383,14 @@ pub async fn disconnect_ics(db: &mut impl Begin, user_id: &str, source_id: &str)
     let version = outbox::bump_version(&tx, user_id).await?;
     let rows = tx
         .query(
-            "delete from cal.external_source where source_id = $1 and user_id = $2 returning label",
+            "delete from cal.external_source where source_id = $1 and user_id = $2 returning source_id",
             &[&source_id, &user_id],
         )
         .await?;
-    let Some(row) = rows.first() else { return Err(not_found(source_id)) };
-    let label: Option<String> = row.get(0);
-    let payload = json!({ "source_id": source_id, "user_id": user_id, "label": label, "version": version });
+    if rows.is_empty() {
+        return Err(not_found(source_id));
+    }
+    let payload = json!({ "source_id": source_id, "user_id": user_id, "version": version });
     outbox::enqueue(&tx, SOURCE_DISCONNECTED, user_id, &payload).await?;
     tx.commit().await?;
     tracing::info!(source_id, user_id, "external calendar disconnected");

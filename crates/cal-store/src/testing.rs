@@ -80,6 +80,33 @@ impl TestDb {
     pub async fn count(&self, sql: &str) -> i64 {
         self.client.query_one(sql, &[]).await.expect(sql).get(0)
     }
+
+    /// Inserts an outbox row as it could be written before migration 0005
+    /// bounded them (`outbox_size_ck` is dropped for the insert and put back
+    /// as it was, NOT VALID: old rows stay unchecked). Returns its event id.
+    pub async fn outbox_row_from_before_the_bound(&self, event_type: &str, user_id: &str, payload: &serde_json::Value) -> String {
+        let def: String = self
+            .client
+            .query_one(
+                "select pg_get_constraintdef(oid) from pg_constraint
+                 where conname = 'outbox_size_ck' and conrelid = 'cal.outbox'::regclass",
+                &[],
+            )
+            .await
+            .expect("outbox_size_ck exists")
+            .get(0);
+        self.client.batch_execute("alter table cal.outbox drop constraint outbox_size_ck").await.unwrap();
+        let row = self
+            .client
+            .query_one(
+                "insert into cal.outbox (event_type, user_id, payload) values ($1, $2, $3) returning event_id::text",
+                &[&event_type, &user_id, payload],
+            )
+            .await
+            .unwrap();
+        self.client.batch_execute(&format!("alter table cal.outbox add constraint outbox_size_ck {def}")).await.unwrap();
+        row.get(0)
+    }
 }
 
 impl Drop for TestDb {

@@ -140,7 +140,8 @@ async fn an_expired_hold_is_free_before_any_sweep_and_is_never_resurrected() {
     assert_eq!(first_now.status, HoldStatus::Expired);
     assert_eq!(outbox_types(&db.client).await[1..], ["cal.hold.created", "cal.hold.expired", "cal.hold.created"]);
     // Each outbox row carries the hold as stored (the created payload is
-    // built before the insert, with the id the store made for it).
+    // built before the insert, with the id the store made for it), less the
+    // idempotency key: the caller's free text stays out of events.
     let payloads: Vec<serde_json::Value> = db
         .client
         .query("select payload from cal.outbox where event_type like 'cal.hold.%' order by outbox_id", &[])
@@ -149,8 +150,13 @@ async fn an_expired_hold_is_free_before_any_sweep_and_is_never_resurrected() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    let json = |h: &cal_store::HoldRecord| serde_json::to_value(h).unwrap();
+    let json = |h: &cal_store::HoldRecord| {
+        let mut v = serde_json::to_value(h).unwrap();
+        v.as_object_mut().unwrap().remove("idempotency_key");
+        v
+    };
     assert_eq!(payloads, [json(&first), json(&first_now), json(&second)]);
+    assert!(payloads.iter().all(|p| p.get("idempotency_key").is_none() && p["hold_id"].is_string()));
 
     // A retry of the first request returns the expired hold, not a new one.
     let retry = cal_store::create_hold(&db.client, &request("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z", "a"), now.plus_minutes(11))

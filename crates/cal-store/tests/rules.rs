@@ -108,7 +108,8 @@ async fn every_change_writes_its_outbox_row_and_bumps_the_version() {
     assert_eq!(rule_payload["start_local"], "09:00:00");
     assert_eq!(rule_payload["timezone"], "UTC");
     assert_eq!(rows[2].1["rule_id"], "wr_1");
-    assert_eq!(rows[3].1["exceptions"][0]["note"], "long day");
+    assert_eq!(rows[3].1["exceptions"][0]["exc_id"], "ex_1");
+    assert!(rows[3].1["exceptions"][0].get("note").is_none(), "free text stays out of events");
     assert_eq!(rows[4].1["exceptions"][0]["exc_id"], "ex_1");
     let vacation = &rows[5].1;
     assert_eq!(vacation["exceptions"].as_array().unwrap().len(), 3);

@@ -122,7 +122,7 @@ async fn a_new_source_is_due_at_once_and_announced_without_its_url() {
     assert_eq!(
         rows[0].1,
         serde_json::json!({
-            "source_id": s.source_id, "user_id": "u1", "label": "Google",
+            "source_id": s.source_id, "user_id": "u1",
             "host": "calendar.example.com", "version": 1,
         })
     );
@@ -196,7 +196,7 @@ async fn disconnect_removes_imported_busy_time_and_writes_its_event() {
     assert_eq!(rows[1].0, "cal.ics.source.disconnected");
     assert_eq!(
         rows[1].1,
-        serde_json::json!({ "source_id": s.source_id, "user_id": "u1", "label": "Google", "version": 2 })
+        serde_json::json!({ "source_id": s.source_id, "user_id": "u1", "version": 2 })
     );
     assert_eq!(outbox::version(&db.client, "u1").await.unwrap(), 2, "busy time changed");
 

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use cal_core::holds::{HoldKind, HoldMode, HoldRequest, HoldRequestInput};
 use cal_core::{BookingParams, Instant, LocalTime, WeekdayMask, WeeklyRule, Zone};
+use cal_aws::EventBridgePublisher;
+use cal_aws::testing::{BusWithQueue, moto};
 pub use cal_store::testing::TestDb;
 use serde_json::{Value, json};
 
@@ -114,4 +116,13 @@ pub async fn enqueue(db: &mut TestDb, user: &str, n: usize, payload: Value) -> V
 
 pub fn pool(db: &TestDb) -> deadpool_postgres::Pool {
     cal_store::pool_from_url(&db.url(), 4).unwrap()
+}
+
+/// A bus on moto whose deliveries a test can drain, and a publisher onto it
+/// with source `cal`.
+pub async fn moto_bus() -> (BusWithQueue, EventBridgePublisher) {
+    let sdk = moto().await;
+    let bus = BusWithQueue::create(&sdk, "cal").await;
+    let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&sdk), &bus.bus, "cal");
+    (bus, publisher)
 }
