@@ -141,7 +141,8 @@ bench: tools
 CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 
 $(CARGO_LAMBDA): $(CFN_LINT)
-	@$(VENV)/bin/pip install --quiet --disable-pip-version-check cargo-lambda ziglang
+	@echo "installing cargo-lambda and ziglang into $(VENV) (pip)"
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check cargo-lambda ziglang
 
 # sam build: every function of template.yaml cross-compiled for arm64 with
 # cargo-lambda (zig from PyPI), then each function's zipped size, which must
@@ -180,11 +181,13 @@ lint: tools
 	@$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 $(CFN_LINT):
-	@$(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed (Debian: apt-get install -y python3-venv)" >&2; exit 1; }
+	@echo "creating $(VENV) and installing cfn-lint into it (pip)"
+	$(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed (Debian: apt-get install -y python3-venv)" >&2; exit 1; }
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'cfn-lint>=1.58,<2'
 
 $(SAM): $(CFN_LINT)
-	@$(VENV)/bin/pip install --quiet --disable-pip-version-check 'aws-sam-cli>=1.170,<2'
+	@echo "installing aws-sam-cli into $(VENV) (pip, about half a minute)"
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'aws-sam-cli>=1.170,<2'
 
 # Offline: cfn-lint, then SAM's own validation with dummy credentials (it
 # needs a region, not an account; nothing is sent).

@@ -66,8 +66,9 @@ fi
 ensure_cargo_lambda
 # Built before the emulator starts, so that the first invocation does not
 # wait on a compile (the emulator runs `cargo run` with the same profile).
-"$CARGO" build --quiet -p calctl
-"$CARGO" build --quiet -p "$FN"
+say "building calctl and $FN (cargo build; several minutes the first time)"
+"$CARGO" build -p calctl
+"$CARGO" build -p "$FN"
 
 # Database ------------------------------------------------------------------
 if [[ -n ${DATABASE_URL:-} ]]; then

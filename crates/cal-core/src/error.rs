@@ -45,6 +45,13 @@ pub enum BookingError {
     NotFound { what: &'static str, id: String },
     #[error("the requested time is no longer available")]
     Conflict { alternatives: Vec<Slot> },
+    /// Refused because the span is not inside the provider's availability
+    /// (no weekly rule or available exception covers it, or an unavailable
+    /// exception does): nobody took it, there is nothing to take. Still
+    /// `CONFLICT` for callers; the alternatives are as for [`Self::Conflict`]
+    /// and often empty (a provider with no rules has none).
+    #[error("{user_id} has no availability as {role_code} at the requested time")]
+    NoAvailability { user_id: String, role_code: String, alternatives: Vec<Slot> },
     #[error("hold {hold_id} has expired")]
     HoldExpired { hold_id: String },
     #[error("hold {hold_id} was released")]
@@ -59,10 +66,18 @@ impl BookingError {
         match self {
             BookingError::Validation { .. } => ErrorType::Validation,
             BookingError::NotFound { .. } => ErrorType::NotFound,
-            BookingError::Conflict { .. } => ErrorType::Conflict,
+            BookingError::Conflict { .. } | BookingError::NoAvailability { .. } => ErrorType::Conflict,
             BookingError::HoldExpired { .. } => ErrorType::HoldExpired,
             BookingError::HoldReleased { .. } => ErrorType::HoldReleased,
             BookingError::IdempotencyMismatch { .. } => ErrorType::IdempotencyMismatch,
+        }
+    }
+
+    /// The alternatives of a `CONFLICT`, of either kind.
+    pub fn alternatives(&self) -> Option<&[Slot]> {
+        match self {
+            BookingError::Conflict { alternatives } | BookingError::NoAvailability { alternatives, .. } => Some(alternatives),
+            _ => None,
         }
     }
 }

@@ -8,10 +8,12 @@ use std::fmt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::availability::Availability;
 use crate::error::BookingError;
 use crate::feasibility::{
     EventStatus, HoldStatus, ProviderCalendar, Slot, SlotQuery, SlotRange, StepMinutes, bookable_slots,
 };
+use crate::intervals;
 use crate::time::{Instant, Interval};
 
 /// Default time-to-live of an Instant Book (checkout) hold, minutes.
@@ -258,7 +260,10 @@ pub fn release(hold_id: &str, status: HoldStatus, expires_at: Instant, now: Inst
 /// time of the provider's own bookings (confirmed events, active holds).
 ///
 /// A reschedule ignores the event it moves. Losing is `CONFLICT` with up to
-/// three nearby slots of the same length.
+/// three nearby slots of the same length: [`BookingError::NoAvailability`]
+/// when the provider's rules and exceptions do not cover the span at all (a
+/// provider without rules, a night, a day off), else
+/// [`BookingError::Conflict`] (busy, lead time, booking window, off the grid).
 pub fn check_hold(req: &HoldRequest, calendar: &ProviderCalendar, now: Instant) -> Result<(), BookingError> {
     let own = own_calendar(req, calendar);
     if req.kind == HoldKind::Admin {
@@ -283,7 +288,19 @@ pub fn check_hold(req: &HoldRequest, calendar: &ProviderCalendar, now: Instant) 
     if answer.slots.iter().any(|s| s.start == start && s.end == req.interval.end()) {
         return Ok(());
     }
-    Err(BookingError::Conflict { alternatives: alternatives(req, &own, now) })
+    let alternatives = alternatives(req, &own, now);
+    if !within_availability(req, &own) {
+        return Err(BookingError::NoAvailability { user_id: req.user_id.clone(), role_code: req.role_code.clone(), alternatives });
+    }
+    Err(BookingError::Conflict { alternatives })
+}
+
+/// Whether the provider's availability (rules and exceptions, before any
+/// busy time, lead time or booking window) covers the whole request.
+fn within_availability(req: &HoldRequest, calendar: &ProviderCalendar) -> bool {
+    let (start, end) = (req.interval.start(), req.interval.end());
+    let avail = Availability::build(&req.user_id, &req.role_code, &calendar.weekly_rules, &calendar.exceptions, start, end);
+    intervals::containing(&avail.available, start).is_some_and(|iv| iv.end() >= end)
 }
 
 /// The calendar as the request sees it: a reschedule does not conflict with

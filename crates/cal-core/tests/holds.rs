@@ -153,3 +153,45 @@ fn reschedule_ignores_the_moved_event_and_admin_skips_rules_but_not_bookings() {
     i.kind = Some(HoldKind::Admin);
     assert!(matches!(holds::check_hold(&HoldRequest::new(i).unwrap(), &cal, at(NOW)), Err(BookingError::Conflict { .. })));
 }
+
+#[test]
+fn a_span_outside_the_providers_availability_says_so_instead_of_a_bare_conflict() {
+    let no_availability = |result: Result<(), BookingError>| match result {
+        Err(e @ BookingError::NoAvailability { .. }) => e,
+        other => panic!("NoAvailability expected, got {other:?}"),
+    };
+    // A provider without a single rule: nothing to book, nothing nearby.
+    let req = HoldRequest::new(input("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z")).unwrap();
+    let e = no_availability(holds::check_hold(&req, &ProviderCalendar::default(), at(NOW)));
+    assert_eq!(e.error_type(), ErrorType::Conflict, "still a CONFLICT for callers");
+    assert_eq!(e.to_string(), "p has no availability as photographer at the requested time");
+    assert_eq!(e.alternatives(), Some(&[][..]));
+
+    // Outside the hours (a night, or running past closing): the nearby slots still come.
+    let cal = calendar();
+    for (start, end) in [("2026-03-02T20:00:00Z", "2026-03-02T21:00:00Z"), ("2026-03-02T16:30:00Z", "2026-03-02T17:30:00Z")] {
+        let req = HoldRequest::new(input(start, end)).unwrap();
+        let e = no_availability(holds::check_hold(&req, &cal, at(NOW)));
+        assert!(!e.alternatives().unwrap().is_empty(), "{start}: {e:?}");
+    }
+    // A day off by exception is no availability either.
+    let mut off = calendar();
+    off.exceptions.push(cal_core::Exception {
+        exc_id: "ex".into(),
+        user_id: "p".into(),
+        date_local: cal_core::time::parse_date("2026-03-02").unwrap(),
+        timezone: Zone::UTC,
+        kind: cal_core::ExceptionKind::Unavailable,
+        times: None,
+    });
+    let req = HoldRequest::new(input("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z")).unwrap();
+    no_availability(holds::check_hold(&req, &off, at(NOW)));
+
+    // Inside the hours but taken, or too soon: the plain conflict.
+    let mut taken = calendar();
+    taken.events.push(event("ev1", "2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z"));
+    assert!(matches!(holds::check_hold(&req, &taken, at(NOW)), Err(BookingError::Conflict { .. })));
+    let mut soon = calendar();
+    soon.weekly_rules[0].params.lead_time_hours = 48;
+    assert!(matches!(holds::check_hold(&req, &soon, at(NOW)), Err(BookingError::Conflict { .. })));
+}

@@ -281,7 +281,11 @@ async fn seed_demo_is_idempotent_and_shows_next_week() {
         v
     }
     let after_first = counts(&db).await;
-    assert_eq!(after_first, [2, 3, 2, 1], "2 rules, 2 vacation days + 1 override, 2 events, 1 hold");
+    assert_eq!(
+        after_first,
+        [2, 4, 3, 4],
+        "2 rules; 2 vacation days, 1 override, the sample trade fair; 2 events + the sample's; 1 hold + the sample's 3"
+    );
     let second = seed_demo(&mut db.client, now).await.unwrap();
     assert_eq!(counts(&db).await, after_first, "re-running replaces, never duplicates");
     assert_eq!(second.week_start, common::date("2026-03-09"));

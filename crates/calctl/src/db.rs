@@ -38,12 +38,12 @@ pub async fn seed_demo(url: Option<&str>, now: Instant, json_out: bool) -> Resul
                 "vacation": [s.vacation.0.to_string(), s.vacation.1.to_string()],
                 "override_date": s.override_date.to_string(), "events": events,
                 "hold": {"hold_id": s.hold.0, "start": s.hold.1.start(), "end": s.hold.1.end()},
-                "version": s.version,
+                "sample_week": s.sample_week.to_string(), "version": s.version,
             })
         );
     } else {
         println!(
-            "seeded {} ({}) in {}: rules Mon–Fri 09:00–17:00 and Sat 10:00–14:00; vacation {} to {}; {} open 12:00–18:00; {} events and one hold in the week of {}",
+            "seeded {} ({}) in {}: rules Mon–Fri 09:00–17:00 and Sat 10:00–14:00; vacation {} to {}; {} open 12:00–18:00; {} events and one hold in the week of {}; the bookings the events/appsync samples name in the week of {}",
             s.user_id,
             s.role_code,
             s.timezone,
@@ -51,7 +51,8 @@ pub async fn seed_demo(url: Option<&str>, now: Instant, json_out: bool) -> Resul
             s.vacation.1,
             s.override_date.format("%a %F"),
             s.events.len(),
-            s.week_start
+            s.week_start,
+            s.sample_week
         );
     }
     Ok(())

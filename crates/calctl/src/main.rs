@@ -13,7 +13,6 @@ mod render;
 use std::io::Read;
 use std::process::ExitCode;
 
-use cal_core::BookingError;
 use cal_core::wire::{self, DocumentAnswer, InputError};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
@@ -283,7 +282,7 @@ fn main() -> ExitCode {
 /// The alternatives a `CONFLICT` carries, if this is one.
 fn conflict_alternatives(e: &CliError) -> Option<&[cal_core::Slot]> {
     match e {
-        CliError::Store(cal_store::StoreError::Booking(BookingError::Conflict { alternatives })) => Some(alternatives),
+        CliError::Store(cal_store::StoreError::Booking(b)) => b.alternatives(),
         _ => None,
     }
 }

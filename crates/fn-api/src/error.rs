@@ -61,9 +61,10 @@ impl From<BookingError> for ApiError {
             // only errorType and message), so the alternatives travel in the
             // message as a JSON array after a fixed marker.
             BookingError::Validation { field, reason } => ApiError::validation(&crate::camel(field), reason),
-            BookingError::Conflict { alternatives } => {
-                let alts = serde_json::to_string(&alternatives).unwrap_or_else(|_| "[]".into());
-                ApiError::new(kind, format!("the requested time is no longer available; alternatives: {alts}"))
+            // Either refusal: its own sentence, then the same marker.
+            BookingError::Conflict { .. } | BookingError::NoAvailability { .. } => {
+                let alts = serde_json::to_string(e.alternatives().unwrap_or_default()).unwrap_or_else(|_| "[]".into());
+                ApiError::new(kind, format!("{e}; alternatives: {alts}"))
             }
             other => ApiError::new(kind, other.to_string()),
         }

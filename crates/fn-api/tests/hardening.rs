@@ -50,7 +50,7 @@ async fn an_iam_principal_off_the_allow_list_can_neither_rotate_a_feed_nor_confi
     assert_eq!(api.db.count("select count(*) from cal.hold where status = 'converted'").await, 1, "only the fixture's booking");
     // The allow-listed role, under any session name, is the order service.
     let mut event = common::request(Who::Service, "confirmHold", json!({"holdId": fx.hold_id}));
-    event["identity"]["userArn"] = json!("arn:aws:sts::123456789012:assumed-role/order-service-OrderEventsFn-Role/another-session");
+    event["identity"]["userArn"] = json!("arn:aws:sts::123456789012:assumed-role/order-service/another-session");
     assert_eq!(api.call(event).await.unwrap()["status"], "CONFIRMED");
 }
 

@@ -2,10 +2,12 @@
 //! applied) behind real `Deps`, a clock the test moves, the payloads of
 //! `events/appsync/`, and the fixture whose ids those payloads name.
 //!
-//! The payloads are the ones `cargo lambda invoke --data-file` sends: a test
-//! loads the file, puts the fixture's generated ids where the file has
-//! `{{placeholders}}` (see events/README.md), and, for flows, swaps only the
-//! `arguments` and `identity` of the real event.
+//! The payloads are the ones `cargo lambda invoke --data-file` sends. They
+//! name what `calctl seed-demo` seeds (tests/events.rs runs them on exactly
+//! that); the fixture here lays out the same sample week for prov-ana and
+//! cust-ben through the real booking paths, so a test loads a file, maps
+//! the demo's names and ids onto the fixture's ([`Fixture::event`]), and,
+//! for flows, swaps only the `arguments` and `identity` of the real event.
 
 #![allow(dead_code)] // each test binary uses a different part
 
@@ -32,7 +34,7 @@ pub const ZONE: &str = "Europe/Berlin";
 pub const FEED_BASE: &str = "https://feeds.example.test/feeds";
 /// The order service's role: the one IAM principal the tests' `Deps` trust
 /// (`SERVICE_ROLE_ARNS`); the `.iam-order-service` payloads assume it.
-pub const SERVICE_ROLE: &str = "arn:aws:iam::123456789012:role/order-service-OrderEventsFn-Role";
+pub const SERVICE_ROLE: &str = "arn:aws:iam::123456789012:role/order-service";
 /// The seeded ICS source's URL: a secret that must never come back.
 pub const SEEDED_ICS_URL: &str = "https://calendar.google.com/calendar/ical/ana.lima%40example.com/private-9f8e7d6c5b4a39281706f5e4d3c2b1a0/basic.ics";
 
@@ -217,24 +219,45 @@ pub async fn seed_fixture(db: &mut TestDb, now: Instant) -> Fixture {
     }
 }
 
+/// The demo seed's names in the payloads and what stands for them here.
+pub const DEMO_NAMES: [(&str, &str); 5] = [
+    (cal_store::demo::DEMO_USER, PROVIDER),
+    (cal_store::demo::DEMO_PARTNER, OTHER_PROVIDER),
+    (cal_store::demo::DEMO_CUSTOMER, CUSTOMER),
+    (cal_store::demo::sample::EXCEPTION, "ex_ana_2030_03_11"),
+    (cal_store::demo::sample::SATURDAY_RULE, "wr_ana_saturday"),
+];
+
+/// `events/appsync/<file>.json` with the demo's names (as whole JSON
+/// strings) replaced by the fixture's.
+pub fn fixture_text(file: &str) -> String {
+    let mut text = read_event_text(file);
+    for (demo, here) in DEMO_NAMES {
+        text = text.replace(&format!("\"{demo}\""), &format!("\"{here}\""));
+    }
+    text
+}
+
 impl Fixture {
-    pub fn placeholders(&self) -> [(&'static str, &str); 5] {
+    /// The demo seed's sample ids and the fixture's generated ones.
+    pub fn ids(&self) -> [(&'static str, &str); 5] {
+        use cal_store::demo::sample;
         [
-            ("{{holdId}}", &self.hold_id),
-            ("{{requestHoldId}}", &self.request_hold_id),
-            ("{{eventId}}", &self.event_id),
-            ("{{rescheduleHoldId}}", &self.reschedule_hold_id),
-            ("{{sourceId}}", &self.source_id),
+            (sample::CHECKOUT_HOLD, &self.hold_id),
+            (sample::REQUEST_HOLD, &self.request_hold_id),
+            (sample::EVENT, &self.event_id),
+            (sample::RESCHEDULE_HOLD, &self.reschedule_hold_id),
+            (sample::SOURCE, &self.source_id),
         ]
     }
 
-    /// `events/appsync/<file>.json` with its placeholders filled.
+    /// `events/appsync/<file>.json` about this fixture: names and ids mapped.
     pub fn event(&self, file: &str) -> Value {
-        let mut text = read_event_text(file);
-        for (placeholder, id) in self.placeholders() {
-            text = text.replace(placeholder, id);
+        let mut text = fixture_text(file);
+        for (demo, id) in self.ids() {
+            text = text.replace(&format!("\"{demo}\""), &format!("\"{id}\""));
         }
-        assert!(!text.contains("{{"), "{file}.json has a placeholder the fixture does not fill");
+        assert!(!text.contains("demo_"), "{file}.json names something of the demo seed the fixture lacks");
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}.json: {e}"))
     }
 }
@@ -307,7 +330,7 @@ impl Who {
             Who::NoGroup => "putWeeklyRule",
             Who::Nobody => "weeklyRules.no-identity",
         };
-        let event: Value = serde_json::from_str(&read_event_text(file)).unwrap();
+        let event: Value = serde_json::from_str(&fixture_text(file)).unwrap();
         let mut identity = event["identity"].clone();
         match self {
             Who::ForeignService => {
