@@ -39,6 +39,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(2, "0002_holds_events"),
     migration!(3, "0003_external_ics"),
     migration!(4, "0004_outbox"),
+    migration!(5, "0005_customer_hold_limit"),
 ];
 
 /// Key of the advisory lock serializing migration runs ("cal_mig").
