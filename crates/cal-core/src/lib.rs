@@ -1,5 +1,6 @@
 //! The calendar domain, pure: time zones and DST, availability rules →
-//! windows, interval algebra, busy time and feasibility.
+//! windows, interval algebra, busy time and feasibility; and which calendar
+//! URLs may be fetched ([`url_guard`]).
 //!
 //! No I/O, no async, no AWS. Every function here is deterministic; the
 //! current time is always a parameter (`now`). The contract is
@@ -17,6 +18,7 @@ pub mod ics_rrule;
 pub mod intervals;
 pub mod text;
 pub mod time;
+pub mod url_guard;
 pub mod windows_zones;
 pub mod wire;
 

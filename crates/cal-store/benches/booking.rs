@@ -39,7 +39,7 @@ use std::time::{Duration, Instant as Timer};
 use cal_core::availability::{BookingParams, WeekdayMask, WeeklyRule};
 use cal_core::holds::check_hold;
 use cal_core::{BookingError, HoldRequest, Instant, LocalTime, Zone};
-use cal_store::{CalendarCache, StoreError};
+use cal_store::{CalendarCache, HoldPolicy, StoreError};
 use cal_store::testing::TestDb;
 use tokio::sync::Barrier;
 use cal_store::Executor;
@@ -155,7 +155,7 @@ async fn hold_throughput(
 /// `create_hold_cached` with `cache`, else `create_hold`.
 async fn hold(client: &Client, cache: Option<&CalendarCache>, req: &HoldRequest) -> Result<cal_store::HoldRecord, StoreError> {
     match cache {
-        Some(cache) => cal_store::create_hold_cached(client, cache, req, now()).await,
+        Some(cache) => cal_store::create_hold_cached(client, cache, req, &HoldPolicy::TRUSTED, now()).await,
         None => cal_store::create_hold(client, req, now()).await,
     }
 }
@@ -290,10 +290,10 @@ async fn breakdown(db: &mut TestDb) {
     seed(db, std::iter::once(cached_user.clone())).await;
     let cache = CalendarCache::default();
     let reqs: Vec<HoldRequest> = (0..N).map(|k| request(&cached_user, &format!("c{k}"), slot(k as u64))).collect();
-    cal_store::create_hold_cached(&client, &cache, &reqs[0], now()).await.unwrap();
+    cal_store::create_hold_cached(&client, &cache, &reqs[0], &HoldPolicy::TRUSTED, now()).await.unwrap();
     let t = Timer::now();
     for r in reqs.iter().skip(1) {
-        cal_store::create_hold_cached(&client, &cache, r, now()).await.unwrap();
+        cal_store::create_hold_cached(&client, &cache, r, &HoldPolicy::TRUSTED, now()).await.unwrap();
     }
     let cached = t.elapsed() * N as u32 / (N as u32 - 1);
 

@@ -11,7 +11,9 @@
 //! the lock; creating a hold, the hot path, reads and checks first and lets
 //! its one-statement write re-check by the provider's version (see
 //! [`create_hold`]); with a process's calendar cache it can skip the read
-//! ([`create_hold_cached`]).
+//! ([`create_hold_cached`]). A customer's hold limit is counted by that same
+//! write, under a per-customer lock it takes before the provider's
+//! ([`HoldPolicy`]).
 
 use cal_core::feasibility::{EventStatus, HoldStatus};
 use cal_core::holds::{self, Conversion, HoldKind, HoldMode, HoldRequest};
@@ -232,6 +234,70 @@ pub async fn get_event(db: &impl Executor, event_id: &str) -> Result<EventRecord
     event_by_id(db, event_id, false).await
 }
 
+/// At most `max` holds created by one customer (`HoldRequest::customer_id`)
+/// in the `window_secs` before a request's `now`, all providers together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CustomerLimit {
+    /// Holds allowed in the window.
+    pub max: i64,
+    /// The window, in seconds.
+    pub window_secs: i64,
+}
+
+impl CustomerLimit {
+    /// At most `max` holds an hour.
+    pub const fn per_hour(max: i64) -> Self {
+        CustomerLimit { max, window_secs: 3600 }
+    }
+}
+
+impl std::fmt::Display for CustomerLimit {
+    /// `at most 20 holds per hour`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let max = self.max;
+        match self.window_secs {
+            3600 => write!(f, "at most {max} holds per hour"),
+            86_400 => write!(f, "at most {max} holds per day"),
+            s if s % 60 == 0 => write!(f, "at most {max} holds per {} minutes", s / 60),
+            s => write!(f, "at most {max} holds per {s} seconds"),
+        }
+    }
+}
+
+/// What the store checks on behalf of a hold's caller, beyond the request
+/// itself. [`HoldPolicy::TRUSTED`] (the default) checks nothing more: for
+/// admins, services and operators.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HoldPolicy {
+    /// The limit on the request's customer's holds, checked by the write
+    /// under a per-customer lock, so concurrent requests of one customer,
+    /// whatever their providers, never exceed it: over it, the request is
+    /// [`StoreError::CustomerLimit`] (`RATE_LIMITED`). A retry of a hold
+    /// already made is answered whatever the limit. `None`, or a request
+    /// without a customer: no limit.
+    pub customer_limit: Option<CustomerLimit>,
+    /// The caller, unless trusted: a reschedule hold may move only an event
+    /// the caller is the provider or the customer of; another's is
+    /// `NOT_FOUND`, as if it did not exist. `None`: any event of the
+    /// request's provider.
+    pub on_behalf_of: Option<String>,
+}
+
+impl HoldPolicy {
+    /// No limit, any event of the provider.
+    pub const TRUSTED: HoldPolicy = HoldPolicy { customer_limit: None, on_behalf_of: None };
+
+    /// The limit that applies to `req`: none without a customer.
+    fn limit_for(&self, req: &HoldRequest) -> Option<CustomerLimit> {
+        self.customer_limit.filter(|_| req.customer_id.is_some())
+    }
+
+    /// Whether the caller may move `event` (see [`HoldPolicy::on_behalf_of`]).
+    fn may_move(&self, event: &EventRecord) -> bool {
+        self.on_behalf_of.as_deref().is_none_or(|me| me == event.user_id || Some(me) == event.customer_id.as_deref())
+    }
+}
+
 /// Creates a hold, or returns the one an earlier request with the same
 /// `(user_id, idempotency_key)` created.
 ///
@@ -271,9 +337,15 @@ pub async fn get_event(db: &impl Executor, event_id: &str) -> Result<EventRecord
 /// over from (1) (queueing for the lock after many tries). In a race most
 /// losers find the version moved: two statements each.
 ///
-/// [`create_hold_cached`] skips (1) when it can.
+/// With a customer limit ([`HoldPolicy::customer_limit`]) the write first
+/// takes the customer's lock and counts their holds (see [`write_sql`]):
+/// still one statement, its own transaction.
+///
+/// [`create_hold_cached`] skips (1) when it can. This function trusts its
+/// caller ([`HoldPolicy::TRUSTED`]: operators, jobs); the API's requests go
+/// through [`create_hold_cached`] with the caller's policy.
 pub async fn create_hold(db: &impl Executor, req: &HoldRequest, now: Instant) -> Result<HoldRecord, StoreError> {
-    hold(db, None, req, now).await
+    hold(db, None, req, &HoldPolicy::TRUSTED, now).await
 }
 
 /// [`create_hold`] with a process's [`CalendarCache`]: a request whose
@@ -286,16 +358,28 @@ pub async fn create_hold(db: &impl Executor, req: &HoldRequest, now: Instant) ->
 /// is the provider's state exactly and its refusal (with alternatives) is
 /// the answer; otherwise the busy time is read afresh. Whatever the cache
 /// holds, the answer is the one fresh reads give.
+///
+/// `policy` is what the caller may do ([`HoldPolicy`]): the customer limit
+/// is checked by the write itself, the ownership of a rescheduled event
+/// when the event is read; the key and the event are read once, here.
 pub async fn create_hold_cached(
     db: &impl Executor,
     cache: &CalendarCache,
     req: &HoldRequest,
+    policy: &HoldPolicy,
     now: Instant,
 ) -> Result<HoldRecord, StoreError> {
-    hold(db, Some(cache), req, now).await
+    hold(db, Some(cache), req, policy, now).await
 }
 
-async fn hold(db: &impl Executor, cache: Option<&CalendarCache>, req: &HoldRequest, now: Instant) -> Result<HoldRecord, StoreError> {
+async fn hold(
+    db: &impl Executor,
+    cache: Option<&CalendarCache>,
+    req: &HoldRequest,
+    policy: &HoldPolicy,
+    now: Instant,
+) -> Result<HoldRecord, StoreError> {
+    let limit = policy.limit_for(req);
     // With a cache, read a week at once so the entry serves what follows.
     let span = if cache.is_some() { Span::widened(req) } else { Span::exact(req) };
     let params = CalendarParams::new(&req.user_id, &req.role_code, span.from, span.to, Some(span.duration_min))?;
@@ -343,7 +427,7 @@ async fn hold(db: &impl Executor, cache: Option<&CalendarCache>, req: &HoldReque
                 };
                 if let Some(event_id) = &req.event_id {
                     let event = event_by_id(db, event_id, false).await?;
-                    if event.user_id != req.user_id {
+                    if event.user_id != req.user_id || !policy.may_move(&event) {
                         return Err(not_found("event", event_id));
                     }
                     if event.status != EventStatus::Confirmed {
@@ -365,7 +449,7 @@ async fn hold(db: &impl Executor, cache: Option<&CalendarCache>, req: &HoldReque
         let queue = attempt >= MAX_OPTIMISTIC_WAITS;
         // After a fresh read, a loss brings its answer (see `write_sql`).
         let answer_over = read_afresh.then_some(&params);
-        match write_hold(db, req, answer_over, now, version, &due, queue).await? {
+        match write_hold(db, req, answer_over, now, version, &due, Locking { queue, limit }).await? {
             Written::Hold(hold, version) => {
                 tracing::info!(hold_id = %hold.hold_id, user_id = %hold.user_id, expired = due.len(), "hold created");
                 if let Some(cache) = cache {
@@ -375,6 +459,12 @@ async fn hold(db: &impl Executor, cache: Option<&CalendarCache>, req: &HoldReque
                     cache.put(&req.user_id, &req.role_code, Cached { version, span, calendar });
                 }
                 return Ok(*hold);
+            }
+            Written::Limited(limit) => {
+                // Refused by the limit, unless a retry of this very request
+                // made its hold meanwhile (the cached path read no key).
+                let (_, key) = version_and_key(db, req).await?;
+                return key.ok_or(StoreError::CustomerLimit { limit });
             }
             Written::Lost(fresh) => {
                 // Someone changed the provider meanwhile: lost, unless the
@@ -433,12 +523,11 @@ async fn confirm_cached(
     hit: Cached,
     now: Instant,
 ) -> Result<Confirmed, StoreError> {
-    let rows = db.query(&lookup_sql().version_key, &key_params(req)).await?;
-    let key: Vec<Row> = rows.iter().filter(|r| r.get::<_, Option<&str>>("hold_id").is_some()).cloned().collect();
-    if let Some(hold) = same_request(req, &key).transpose() {
-        return Ok(Confirmed::Answer(hold));
+    let (version, key) = version_and_key(db, req).await?;
+    if let Some(hold) = key {
+        return Ok(Confirmed::Answer(Ok(hold)));
     }
-    if rows[0].get::<_, Option<i64>>("version") != Some(hit.version) {
+    if version != Some(hit.version) {
         return Ok(Confirmed::Stale(hit));
     }
     cache.put(&req.user_id, &req.role_code, hit.clone());
@@ -446,6 +535,15 @@ async fn confirm_cached(
         Ok(()) => Confirmed::Write(hit),
         Err(refused) => Confirmed::Answer(Err(refused.into())),
     })
+}
+
+/// The provider's version and the hold of the key ([`same_request`]), in
+/// one statement ([`LookupSql::version_key`]).
+async fn version_and_key(db: &impl Executor, req: &HoldRequest) -> Result<(Option<i64>, Option<HoldRecord>), StoreError> {
+    let rows = db.query(&lookup_sql().version_key, &key_params(req)).await?;
+    let version = rows.first().and_then(|r| r.get::<_, Option<i64>>("version"));
+    let key: Vec<Row> = rows.into_iter().filter(|r| r.get::<_, Option<&str>>("hold_id").is_some()).collect();
+    Ok((version, same_request(req, &key)?))
 }
 
 /// The answer to a request whose write lost, or whose cached calendar
@@ -504,10 +602,11 @@ struct LookupSql {
     /// `$1`'s version (null: no row) on every row, with the hold of the key
     /// (one row of nulls if none).
     version_key: String,
-    /// The write ([`write_sql`]), `[queue][expire][answered]`: trying the
-    /// provider's lock or queueing for it, with expired holds to mark or
-    /// none, with a loser's answer or without.
-    write: [[[String; 2]; 2]; 2],
+    /// The write ([`write_sql`]), `[queue][expire][answered][limited]`:
+    /// trying the provider's lock or queueing for it, with expired holds to
+    /// mark or none, with a loser's answer or without, under a customer
+    /// limit or not.
+    write: [[[[String; 2]; 2]; 2]; 2],
 }
 
 /// The write of [`write_hold`], taking the provider's lock with `lock` (an
@@ -533,7 +632,21 @@ struct LookupSql {
 /// new as the change), which saves it a statement. It costs every write
 /// some executor work, so only a write after a fresh read, which a race
 /// makes a loser most often, asks for it.
-fn write_sql(lock: &str, expire: bool, answered: bool) -> String {
+///
+/// If `limited`, before anything else the write calls
+/// `cal.lock_customer_holds_since($3, since)` (migrations/0005), which
+/// takes the customer's advisory lock (held to the end of the statement's
+/// transaction, so one customer's limited holds are written one after
+/// another, whatever their providers) and only then counts the customer's
+/// holds since `since`. The count is in the function, not in this
+/// statement, because a statement reads the snapshot it started with: one
+/// that waited for the lock would not see the holds committed meanwhile; a
+/// VOLATILE function's query takes a fresh snapshot, after the lock. At
+/// `max` or more the write takes no other lock and writes nothing, and
+/// says so in the column `allowed`. `since` and `max` are the statement's
+/// last two parameters. The customer's lock is always taken before the
+/// provider's, never the other way round, so the two cannot deadlock.
+fn write_sql(lock: &str, expire: bool, answered: bool, limited: bool) -> String {
     let (marked, after_marked, expired_events, after_expired) = if expire {
         (
             "marked as (
@@ -563,15 +676,34 @@ fn write_sql(lock: &str, expire: bool, answered: bool) -> String {
     // version had moved before the statement began (then it took no lock),
     // the key and busy time as of that moment, read as a loser's answer
     // ([`calendar::read_sql`]; its parameters after this statement's own).
-    let lead = "(select got from advisory) as got, (select version from bumped) as new_version,
-         case when (select got from advisory) or not (select v from current) then false
+    let (allowed, refused, allowed_column) = if limited {
+        let since = 17 + if expire { 2 } else { 0 } + if answered { 3 } else { 0 };
+        (
+            format!(
+                "allowed as (
+                     select cal.lock_customer_holds_since($3, ${since}) < ${} as ok
+                 ), ",
+                since + 1
+            ),
+            "when not (select ok from allowed) then false ",
+            "(select ok from allowed) as allowed,",
+        )
+    } else {
+        (String::new(), "", "")
+    };
+    let lead = format!(
+        "{allowed_column} (select got from advisory) as got, (select version from bumped) as new_version,
+         case {refused}when (select got from advisory) or not (select v from current) then false
               else (select true from pg_advisory_xact_lock_shared(hashtextextended('cal.provider:' || $1, 0)))
-         end as waited,";
+         end as waited,"
+    );
+    let lead = lead.as_str();
     let from_h = "from (select 1) as one left join h on true";
     let tail = if answered {
         // The read's $3–$5 go after our own parameters; its key $6 is our $10.
         let first = if expire { 19 } else { 17 };
-        let answer = ReadParts::new(ReadShape { keyed: true, rules: false }, HOLD_RECORD, "not (select v from current)", "null, null, null,");
+        let nulls = if limited { "null, null, null, null," } else { "null, null, null," };
+        let answer = ReadParts::new(ReadShape { keyed: true, rules: false }, HOLD_RECORD, "not (select v from current)", nulls);
         let end = answer.finish(&calendar::branch(lead, "w", HOLD_RECORD, from_h, true));
         let end = calendar::renumber(&end, |n| match n {
             3..=5 => first + n - 3,
@@ -584,10 +716,10 @@ fn write_sql(lock: &str, expire: bool, answered: bool) -> String {
         format!(" select {lead} 'w' as row_kind, h.* {from_h}")
     };
     format!(
-        "with current as (
+        "with {allowed}current as (
              select exists (select 1 from cal.provider_version where user_id = $1 and version = $13) as v
          ), advisory as (
-             select case when (select v from current) then {lock} else false end as got
+             select case {refused}when (select v from current) then {lock} else false end as got
          ), bumped as (
              update cal.provider_version set version = version + 1, updated_at = now()
              where user_id = $1 and version = $13 and (select got from advisory)
@@ -642,7 +774,9 @@ fn lookup_sql() -> &'static LookupSql {
             } else {
                 "pg_try_advisory_xact_lock(hashtextextended('cal.provider:' || $1, 0))"
             };
-            [false, true].map(|expire| [false, true].map(|answered| write_sql(lock, expire, answered)))
+            [false, true].map(|expire| {
+                [false, true].map(|answered| [false, true].map(|limited| write_sql(lock, expire, answered, limited)))
+            })
         }),
     })
 }
@@ -700,6 +834,8 @@ fn key_params(req: &HoldRequest) -> [&(dyn ToSql + Sync); 2] {
 /// waits for its holder, so that what a loser reads next ([`answer_afresh`])
 /// shows the holder's work. With `answer`, a write that finds the version
 /// already moved brings the key and busy time over it with the refusal.
+/// With a customer limit, it takes the customer's lock first and writes
+/// only under the limit ([`write_sql`]).
 async fn write_hold(
     db: &impl Executor,
     req: &HoldRequest,
@@ -707,7 +843,7 @@ async fn write_hold(
     now: Instant,
     version: i64,
     due: &[HoldRecord],
-    queue: bool,
+    locking: Locking,
 ) -> Result<Written, StoreError> {
     let created = HoldRecord {
         hold_id: new_id("hld_"),
@@ -758,13 +894,23 @@ async fn write_hold(
     if let Some(params) = answer {
         all.extend_from_slice(&params.range());
     }
-    let write = &lookup_sql().write[usize::from(queue)][usize::from(expire)][usize::from(answer.is_some())];
+    let limit = locking.limit.map(|limit| (now.plus_secs(-limit.window_secs).to_chrono(), limit.max));
+    if let Some((since, max)) = &limit {
+        all.extend_from_slice(&[since, max]);
+    }
+    let write = &lookup_sql().write[usize::from(locking.queue)][usize::from(expire)][usize::from(answer.is_some())]
+        [usize::from(limit.is_some())];
     match db.query(write, &all).await {
         Ok(mut rows) => {
             let at = rows.iter().position(|r| r.get::<_, &str>("row_kind") == "w").expect("the outcome row");
             let outcome = rows.swap_remove(at);
             if let Some(version) = outcome.try_get::<_, Option<i64>>("new_version")? {
                 return Ok(Written::Hold(Box::new(HoldRecord::from_row(&outcome)?), version));
+            }
+            if let Some(limit) = locking.limit
+                && outcome.try_get::<_, Option<bool>>("allowed")? == Some(false)
+            {
+                return Ok(Written::Limited(limit));
             }
             // Asked for an answer, and neither the lock nor a wait for it:
             // the version had moved, and the rest is the answer as of then.
@@ -785,10 +931,20 @@ async fn write_hold(
     }
 }
 
+/// How [`write_hold`] locks: the provider's lock tried, or queued for if
+/// `queue`; before it, if `limit`, the request's customer's (whose holds it
+/// counts).
+struct Locking {
+    queue: bool,
+    limit: Option<CustomerLimit>,
+}
+
 /// What [`write_hold`] did.
 enum Written {
     /// Wrote the hold; the provider's version is now the number.
     Hold(Box<HoldRecord>, i64),
+    /// Wrote nothing: the customer has reached the limit.
+    Limited(CustomerLimit),
     /// Wrote nothing: another writer of the provider held its lock (this
     /// write waited for it to finish) or had changed the provider since the
     /// read (then, if given, the key and busy time read when it began).
@@ -1059,22 +1215,6 @@ pub async fn apply_order_event(db: &mut impl Begin, event: &OrderEvent, now: Ins
         OrderEvent::Rescheduled { event_id, hold_id } => reschedule_event(db, event_id, hold_id, now).await,
         OrderEvent::Cancelled { event_id } => cancel_event(db, event_id, now).await,
     }
-}
-
-/// The hold `user_id`'s request with `idempotency_key` created, if any.
-pub async fn hold_for_key(db: &impl Executor, user_id: &str, idempotency_key: &str) -> Result<Option<HoldRecord>, StoreError> {
-    let rows = db
-        .query(&format!("select {HOLD_RECORD} from cal.hold where user_id = $1 and idempotency_key = $2"), &[&user_id, &idempotency_key])
-        .await?;
-    rows.first().map(HoldRecord::from_row).transpose()
-}
-
-/// How many holds `customer_id` created since `since` (per-customer limits).
-pub async fn holds_created_since(db: &impl Executor, customer_id: &str, since: Instant) -> Result<i64, StoreError> {
-    let rows = db
-        .query("select count(*) from cal.hold where customer_id = $1 and created_at >= $2", &[&customer_id, &since.to_chrono()])
-        .await?;
-    Ok(rows[0].get(0))
 }
 
 /// Where a confirmed event could move within `[from, to)`: slots of its own

@@ -99,6 +99,15 @@ pub enum StoreError {
         max: i64,
     },
 
+    /// A customer reached their hold limit ([`crate::booking::CustomerLimit`]),
+    /// counted under a per-customer lock by the hold's own write. Nothing
+    /// was stored.
+    #[error("{limit}; try again later")]
+    CustomerLimit {
+        /// The limit reached.
+        limit: crate::booking::CustomerLimit,
+    },
+
     /// A stored value no longer reads as its type (a status the code does
     /// not know, a zone the tz database dropped).
     #[error("stored row {table} {id:?} has an unreadable {column}")]
@@ -137,7 +146,7 @@ impl StoreError {
             StoreError::Validation { .. } => "VALIDATION",
             StoreError::Booking(e) => e.error_type().as_str(),
             StoreError::NotFound { .. } => "NOT_FOUND",
-            StoreError::Limit { .. } => "RATE_LIMITED",
+            StoreError::Limit { .. } | StoreError::CustomerLimit { .. } => "RATE_LIMITED",
             StoreError::Constraint { kind: ConstraintKind::Unique | ConstraintKind::Exclusion, .. } => "CONFLICT",
             _ => "INTERNAL",
         }

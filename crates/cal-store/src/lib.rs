@@ -40,8 +40,8 @@ pub mod tls;
 pub mod testing;
 
 pub use booking::{
-    EventRecord, HoldRecord, OrderEvent, accept_request, apply_order_event, cancel_event, confirm_hold, create_hold, create_hold_cached,
-    decline_request, get_event, get_hold, hold_for_key, holds_created_since, release_hold, reschedule_candidates, reschedule_event,
+    CustomerLimit, EventRecord, HoldPolicy, HoldRecord, OrderEvent, accept_request, apply_order_event, cancel_event, confirm_hold, create_hold, create_hold_cached,
+    decline_request, get_event, get_hold, release_hold, reschedule_candidates, reschedule_event,
     sweep_expired_holds,
 };
 pub use calendar::{common_slots, load_calendar, slots};

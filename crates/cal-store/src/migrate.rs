@@ -40,6 +40,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(3, "0003_external_ics"),
     migration!(4, "0004_outbox"),
     migration!(5, "0005_outbox_parking"),
+    migration!(6, "0006_customer_hold_limit"),
 ];
 
 /// Key of the advisory lock serializing migration runs ("cal_mig").

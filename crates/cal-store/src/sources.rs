@@ -8,15 +8,14 @@
 //! callers see only [`ExternalSource::url_hint`]. Duplicates are found by
 //! `url_hash`, the SHA-256 of the normalized URL.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
 use cal_core::time::Instant;
+use cal_core::url_guard::{self, UrlError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio_postgres::Row;
-use url::{Host, Url};
+use url::Url;
 
 use crate::db::{Begin, Executor};
 use crate::error::{RowProblem, StoreError, ValidationProblem};
@@ -60,12 +59,25 @@ pub enum UrlProblem {
     /// place a secret hides, and are refused rather than half-supported.
     #[error("must not contain a user name or password")]
     Credentials,
-    /// `localhost` or a loopback, private, link-local or unspecified IP
-    /// address: the poller fetches from inside our network, so such a URL
-    /// could reach internal services (SSRF). This is the early, friendly
-    /// refusal; the poller still checks the address a name resolves to.
+    /// A local name or an IP address outside the public Internet
+    /// (`cal_core::url_guard`, the poller's own policy): the poller fetches
+    /// from inside our network, so such a URL could reach internal services
+    /// (SSRF). This is the early, friendly refusal; the poller checks the
+    /// same again, and the addresses a name resolves to.
     #[error("must not point to a local or private network address")]
     PrivateHost,
+}
+
+impl From<UrlError> for UrlProblem {
+    fn from(e: UrlError) -> Self {
+        match e {
+            UrlError::NotAUrl => UrlProblem::NotAUrl,
+            UrlError::Scheme { scheme } => UrlProblem::Scheme { scheme },
+            UrlError::NoHost => UrlProblem::NoHost,
+            UrlError::Credentials => UrlProblem::Credentials,
+            UrlError::LocalName { .. } | UrlError::PrivateAddress { .. } => UrlProblem::PrivateHost,
+        }
+    }
 }
 
 /// A calendar URL as stored: normalized, so that the same calendar given
@@ -82,8 +94,9 @@ impl std::fmt::Debug for CalendarUrl {
 
 impl CalendarUrl {
     /// Validates user input: `https`, `http` or `webcal(s)` (stored as
-    /// `https`, which is what a calendar app fetches for `webcal://`), a
-    /// public host, no credentials, at most [`MAX_URL_CHARS`]. The fragment
+    /// `https`, which is what a calendar app fetches for `webcal://`), then
+    /// the poller's policy (`cal_core::url_guard::check_url`: no
+    /// credentials, a public host), at most [`MAX_URL_CHARS`]. The fragment
     /// is dropped (it is never sent); scheme and host are lower-cased and a
     /// default port removed by the WHATWG parser the HTTP client uses too.
     pub fn parse(input: &str) -> Result<Self, ValidationProblem> {
@@ -105,25 +118,7 @@ impl CalendarUrl {
             }
             None => input,
         };
-        let mut url = match Url::parse(input) {
-            Ok(url) => url,
-            Err(url::ParseError::EmptyHost) => return Err(UrlProblem::NoHost.into()),
-            Err(_) => return Err(UrlProblem::NotAUrl.into()),
-        };
-        if !matches!(url.scheme(), "https" | "http") {
-            return Err(UrlProblem::Scheme { scheme: url.scheme().to_owned() }.into());
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(UrlProblem::Credentials.into());
-        }
-        match url.host() {
-            None => return Err(UrlProblem::NoHost.into()),
-            Some(Host::Domain("")) => return Err(UrlProblem::NoHost.into()),
-            Some(Host::Domain(d)) if is_local_name(d) => return Err(UrlProblem::PrivateHost.into()),
-            Some(Host::Ipv4(ip)) if !is_public_ip(IpAddr::V4(ip)) => return Err(UrlProblem::PrivateHost.into()),
-            Some(Host::Ipv6(ip)) if !is_public_ip(IpAddr::V6(ip)) => return Err(UrlProblem::PrivateHost.into()),
-            Some(_) => {}
-        }
+        let mut url = url_guard::check_url(input).map_err(UrlProblem::from)?.into_url();
         url.set_fragment(None);
         // Percent-encoding can lengthen it.
         let len = url.as_str().chars().count();
@@ -157,34 +152,6 @@ impl CalendarUrl {
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
-}
-
-fn is_local_name(host: &str) -> bool {
-    let host = host.trim_end_matches('.');
-    host == "localhost" || host.ends_with(".localhost")
-}
-
-fn is_public_ip(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => is_public_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_public_v4(v4),
-            None => is_public_v6(v6),
-        },
-    }
-}
-
-fn is_public_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, ..] = ip.octets();
-    let shared = a == 100 && (64..128).contains(&b); // 100.64.0.0/10, carrier-grade NAT
-    !(ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified() || ip.is_broadcast() || shared)
-}
-
-fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
-    let unique_local = first & 0xfe00 == 0xfc00; // fc00::/7
-    let link_local = first & 0xffc0 == 0xfe80; // fe80::/10
-    !(ip.is_loopback() || ip.is_unspecified() || unique_local || link_local)
 }
 
 fn url_hint(url: &Url) -> String {

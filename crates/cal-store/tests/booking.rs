@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use cal_core::holds::{HoldKind, HoldMode, HoldRequest};
 use cal_core::{BookingError, ErrorType, EventStatus, HoldStatus, Instant};
-use cal_store::{OrderEvent, StoreError};
+use cal_store::{HoldPolicy, OrderEvent, StoreError};
 use common::{TestDb, at, rule};
 use tokio_postgres::Client;
 
@@ -471,12 +471,12 @@ async fn a_provider_booked_a_moment_ago_is_booked_in_one_statement() {
     let (now, cache) = (at(NOW), cal_store::CalendarCache::default());
     let counting = cal_store::testing::Counting::new(&db.client);
     let first = request("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z", "a");
-    cal_store::create_hold_cached(&counting, &cache, &first, now).await.unwrap();
+    cal_store::create_hold_cached(&counting, &cache, &first, &HoldPolicy::TRUSTED, now).await.unwrap();
     assert_eq!(counting.take(), 2, "a first hold reads (one statement), then writes");
     assert_eq!(cache.len(), 1);
 
     let second = request("2026-03-04T10:00:00Z", "2026-03-04T11:00:00Z", "b");
-    let hold = cal_store::create_hold_cached(&counting, &cache, &second, now).await.unwrap();
+    let hold = cal_store::create_hold_cached(&counting, &cache, &second, &HoldPolicy::TRUSTED, now).await.unwrap();
     assert_eq!(counting.take(), 1, "the next is the write alone");
     assert_eq!(cal_store::get_hold(&db.client, &hold.hold_id).await.unwrap(), hold);
     assert_eq!(cal_store::outbox::version(&db.client, P).await.unwrap(), 3, "rule, then two holds");
@@ -484,7 +484,7 @@ async fn a_provider_booked_a_moment_ago_is_booked_in_one_statement() {
     // A request the cache refuses is answered after one statement shows the
     // cache current: the same alternatives as from fresh reads.
     let taken = request("2026-03-04T10:30:00Z", "2026-03-04T11:30:00Z", "c");
-    let cached = conflict_alternatives(cal_store::create_hold_cached(&counting, &cache, &taken, now).await);
+    let cached = conflict_alternatives(cal_store::create_hold_cached(&counting, &cache, &taken, &HoldPolicy::TRUSTED, now).await);
     assert_eq!(counting.take(), 1);
     assert_eq!(cached, conflict_alternatives(cal_store::create_hold(&db.client, &taken, now).await));
     assert_eq!(db.count("select count(*) from cal.hold").await, 2);
@@ -501,33 +501,33 @@ async fn a_cache_behind_the_database_gives_the_answers_of_fresh_reads() {
     let mine = db.connect().await;
     let other = db.connect().await;
     let mine_first =
-        cal_store::create_hold_cached(&mine, &cache, &request("2026-03-02T08:00:00Z", "2026-03-02T09:00:00Z", "a"), now).await.unwrap();
+        cal_store::create_hold_cached(&mine, &cache, &request("2026-03-02T08:00:00Z", "2026-03-02T09:00:00Z", "a"), &HoldPolicy::TRUSTED, now).await.unwrap();
 
     // Another process holds 10:00–11:00; the cache does not know.
     let theirs = cal_store::create_hold(&other, &request("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z", "x"), now).await.unwrap();
     // The write refuses the moved version; one read answers.
     let clash = request("2026-03-02T10:30:00Z", "2026-03-02T11:30:00Z", "b");
     let counting = cal_store::testing::Counting::new(&mine);
-    let cached = conflict_alternatives(cal_store::create_hold_cached(&counting, &cache, &clash, now).await);
+    let cached = conflict_alternatives(cal_store::create_hold_cached(&counting, &cache, &clash, &HoldPolicy::TRUSTED, now).await);
     assert_eq!(counting.take(), 2);
     assert_eq!(cached, conflict_alternatives(cal_store::create_hold(&other, &clash, now).await));
 
     // It releases both holds, this process's among them, which the cache
     // (read again by the next hold) shows: their time is free.
     let mut other = other;
-    cal_store::create_hold_cached(&mine, &cache, &request("2026-03-02T07:00:00Z", "2026-03-02T08:00:00Z", "d"), now).await.unwrap();
+    cal_store::create_hold_cached(&mine, &cache, &request("2026-03-02T07:00:00Z", "2026-03-02T08:00:00Z", "d"), &HoldPolicy::TRUSTED, now).await.unwrap();
     for hold in [&theirs.hold_id, &mine_first.hold_id] {
         cal_store::release_hold(&mut other, hold, now).await.unwrap();
     }
     let again = request("2026-03-02T08:00:00Z", "2026-03-02T09:00:00Z", "e");
-    let free = cal_store::create_hold_cached(&mine, &cache, &again, now).await.unwrap();
+    let free = cal_store::create_hold_cached(&mine, &cache, &again, &HoldPolicy::TRUSTED, now).await.unwrap();
     assert_eq!((free.start, free.status), (at("2026-03-02T08:00:00Z"), HoldStatus::Active));
 
     // It deletes the rule: the cache still shows it, the write refuses, and
     // fresh reads refuse the request (no availability left).
     cal_store::delete_rule(&mut other, P, "wr_all").await.unwrap();
     let late = request("2026-03-03T10:00:00Z", "2026-03-03T11:00:00Z", "c");
-    let err = booking_error(cal_store::create_hold_cached(&mine, &cache, &late, now).await.unwrap_err());
+    let err = booking_error(cal_store::create_hold_cached(&mine, &cache, &late, &HoldPolicy::TRUSTED, now).await.unwrap_err());
     assert_eq!(err.error_type(), ErrorType::Conflict, "{err:?}");
     assert_eq!(db.count("select count(*) from cal.hold where idempotency_key = 'c'").await, 0);
     assert_eq!(overlaps(&db.client, now).await, 0);
@@ -613,11 +613,11 @@ async fn retries_through_a_cache_return_the_one_hold() {
     provider(&mut db).await;
     let (now, cache) = (at(NOW), cal_store::CalendarCache::default());
     let req = request("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z", "k");
-    let first = cal_store::create_hold_cached(&db.client, &cache, &req, now).await.unwrap();
-    let again = cal_store::create_hold_cached(&db.client, &cache, &req, now).await.unwrap();
+    let first = cal_store::create_hold_cached(&db.client, &cache, &req, &HoldPolicy::TRUSTED, now).await.unwrap();
+    let again = cal_store::create_hold_cached(&db.client, &cache, &req, &HoldPolicy::TRUSTED, now).await.unwrap();
     assert_eq!(again, first);
     let other = request("2026-03-02T12:00:00Z", "2026-03-02T13:00:00Z", "k");
-    let err = booking_error(cal_store::create_hold_cached(&db.client, &cache, &other, now).await.unwrap_err());
+    let err = booking_error(cal_store::create_hold_cached(&db.client, &cache, &other, &HoldPolicy::TRUSTED, now).await.unwrap_err());
     assert_eq!(err.error_type(), ErrorType::IdempotencyMismatch);
     assert_eq!(db.count("select count(*) from cal.hold").await, 1);
 }
@@ -630,9 +630,9 @@ async fn a_cache_showing_a_hold_that_ran_out_reads_afresh() {
     provider(&mut db).await;
     let (now, cache) = (at(NOW), cal_store::CalendarCache::default());
     let slot = ("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z");
-    let first = cal_store::create_hold_cached(&db.client, &cache, &request(slot.0, slot.1, "a"), now).await.unwrap();
+    let first = cal_store::create_hold_cached(&db.client, &cache, &request(slot.0, slot.1, "a"), &HoldPolicy::TRUSTED, now).await.unwrap();
     let later = now.plus_minutes(10);
-    let second = cal_store::create_hold_cached(&db.client, &cache, &request(slot.0, slot.1, "b"), later).await.unwrap();
+    let second = cal_store::create_hold_cached(&db.client, &cache, &request(slot.0, slot.1, "b"), &HoldPolicy::TRUSTED, later).await.unwrap();
     assert_eq!(second.status, HoldStatus::Active);
     assert_eq!(cal_store::get_hold(&db.client, &first.hold_id).await.unwrap().status, HoldStatus::Expired);
     assert_eq!(outbox_types(&db.client).await[1..], ["cal.hold.created", "cal.hold.expired", "cal.hold.created"]);
@@ -647,13 +647,13 @@ async fn a_hundred_tasks_sharing_a_cache_race_with_exactly_one_winner() {
     provider(&mut db).await;
     let (now, cache) = (at(NOW), Arc::new(cal_store::CalendarCache::default()));
     let warm = request("2026-03-02T06:00:00Z", "2026-03-02T07:00:00Z", "warm");
-    cal_store::create_hold_cached(&db.client, &cache, &warm, now).await.unwrap();
+    cal_store::create_hold_cached(&db.client, &cache, &warm, &HoldPolicy::TRUSTED, now).await.unwrap();
     let mut tasks = Vec::new();
     for i in 0..100 {
         let (conn, cache) = (db.connect().await, cache.clone());
         let start = at("2026-03-02T09:00:00Z").plus_minutes(30 * (i % 3));
         let req = request(&start.rfc3339(), &start.plus_minutes(90).rfc3339(), &format!("key-{i}"));
-        tasks.push(tokio::spawn(async move { cal_store::create_hold_cached(&conn, &cache, &req, now).await }));
+        tasks.push(tokio::spawn(async move { cal_store::create_hold_cached(&conn, &cache, &req, &HoldPolicy::TRUSTED, now).await }));
     }
     let mut won = 0;
     for t in tasks {
@@ -666,4 +666,141 @@ async fn a_hundred_tasks_sharing_a_cache_race_with_exactly_one_winner() {
     assert_eq!(db.count("select count(*) from cal.hold").await, 2);
     assert_eq!(overlaps(&db.client, now).await, 0);
     assert_eq!(outbox_types(&db.client).await.iter().filter(|t| *t == "cal.hold.created").count(), 2);
+}
+
+// ---- the per-customer limit and the caller's policy ---------------------
+
+/// A customer's policy as the API gives it: at most `max` holds an hour,
+/// reschedules of their own events only.
+fn customer_policy(customer: &str, max: i64) -> HoldPolicy {
+    HoldPolicy { customer_limit: Some(cal_store::CustomerLimit::per_hour(max)), on_behalf_of: Some(customer.into()) }
+}
+
+/// `request` for provider `user` (available around the clock) by customer `cust`.
+fn request_of(user: &str, start: Instant, key: &str) -> HoldRequest {
+    cal_store::testing::checkout(user, ROLE, start, start.plus_minutes(60), key)
+}
+
+fn rate_limited(result: Result<cal_store::HoldRecord, StoreError>) -> StoreError {
+    let err = result.unwrap_err();
+    assert_eq!(err.code(), "RATE_LIMITED", "{err:?}");
+    err
+}
+
+/// The limit is counted under the customer's lock by the write itself, so
+/// many concurrent requests of one customer over many providers (whose
+/// provider locks do not serialize them) store exactly the limit. Counting
+/// before the write, as the API once did, stores more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_holds_of_one_customer_over_many_providers_never_exceed_the_limit() {
+    let mut db = TestDb::new().await;
+    let providers: Vec<String> = (0..10).map(|i| format!("prov-{i}")).collect();
+    for p in &providers {
+        cal_store::put_rule(&mut db.client, &rule(&format!("wr_{p}"), p, ROLE, 127, "00:00", "00:00", "UTC", 30, 0, 60)).await.unwrap();
+    }
+    let now = at(NOW);
+    let cache = Arc::new(cal_store::CalendarCache::default());
+    let barrier = Arc::new(tokio::sync::Barrier::new(30));
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let conn = db.connect().await;
+        let (cache, barrier) = (Arc::clone(&cache), Arc::clone(&barrier));
+        // Three requests per provider, at different times: none conflicts.
+        let req = request_of(&providers[i % 10], at("2026-03-02T08:00:00Z").plus_minutes(60 * (i as i64 / 10)), &format!("k{i}"));
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            cal_store::create_hold_cached(&conn, &cache, &req, &customer_policy("cust", 5), now).await
+        }));
+    }
+    let (mut won, mut limited) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(e) => {
+                rate_limited(Err(e));
+                limited += 1;
+            }
+        }
+    }
+    assert_eq!((won, limited), (5, 25));
+    assert_eq!(db.count("select count(*) from cal.hold where customer_id = 'cust'").await, 5);
+    assert_eq!(db.count("select count(*) from cal.outbox where event_type = 'cal.hold.created'").await, 5);
+}
+
+#[tokio::test]
+async fn at_the_limit_a_retry_is_answered_a_new_hold_refused_and_trusted_callers_exempt() {
+    let mut db = TestDb::new().await;
+    provider(&mut db).await;
+    let now = at(NOW);
+    let cache = cal_store::CalendarCache::default();
+    let policy = customer_policy("cust", 3);
+    let start = |h: i64| at("2026-03-02T08:00:00Z").plus_minutes(60 * h);
+    let counting = cal_store::testing::Counting::new(&db.client);
+    let mut made = Vec::new();
+    for h in 0..3 {
+        made.push(cal_store::create_hold_cached(&counting, &cache, &request_of(P, start(h), &format!("k{h}")), &policy, now).await.unwrap());
+    }
+    assert_eq!(counting.take(), 2 + 1 + 1, "the limit costs no statement: a read and a write, then a write each");
+    let err = rate_limited(cal_store::create_hold_cached(&db.client, &cache, &request_of(P, start(3), "k3"), &policy, now).await);
+    assert_eq!(err.to_string(), "at most 3 holds per hour; try again later");
+    // Without the cache too (the read sees the key, the write the count).
+    rate_limited(cal_store::create_hold_cached(&db.client, &cal_store::CalendarCache::default(), &request_of(P, start(3), "k3"), &policy, now).await);
+    // A retry of a hold already made: the same hold, whether the cache
+    // writes first (and is refused by the limit) or the read finds the key.
+    let fresh = cal_store::CalendarCache::default();
+    for c in [&cache, &fresh] {
+        let again = cal_store::create_hold_cached(&db.client, c, &request_of(P, start(2), "k2"), &policy, now).await.unwrap();
+        assert_eq!(again.hold_id, made[2].hold_id);
+    }
+    // The same key for another request is still a mismatch, not the limit.
+    let err = booking_error(cal_store::create_hold_cached(&db.client, &cache, &request_of(P, start(5), "k2"), &policy, now).await.unwrap_err());
+    assert_eq!(err.error_type(), ErrorType::IdempotencyMismatch);
+    // Trusted callers (admins, operators) are not limited; their holds for
+    // the customer count towards the customer's limit all the same.
+    cal_store::create_hold_cached(&db.client, &cache, &request_of(P, start(4), "admin"), &HoldPolicy::TRUSTED, now).await.unwrap();
+    cal_store::create_hold(&db.client, &request_of(P, start(6), "ops"), now).await.unwrap();
+    // Another customer has a limit of their own.
+    let mut other = request_of(P, start(7), "other");
+    other.customer_id = Some("cust-2".into());
+    cal_store::create_hold_cached(&db.client, &cache, &other, &customer_policy("cust-2", 3), now).await.unwrap();
+    assert_eq!(db.count("select count(*) from cal.hold").await, 6);
+    // An hour after the first three, room again, with the trusted ones counted.
+    let later = now.plus_minutes(60);
+    rate_limited(cal_store::create_hold_cached(&db.client, &cache, &request_of(P, start(8), "k8"), &policy, later.plus_secs(-1)).await);
+    cal_store::create_hold_cached(&db.client, &cache, &request_of(P, start(8), "k8"), &policy, later.plus_secs(1)).await.unwrap();
+}
+
+/// A reschedule hold reads its event once, in the store, and moves only an
+/// event of the caller (its customer or its provider): another's event is
+/// NOT_FOUND, as if it did not exist.
+#[tokio::test]
+async fn a_reschedule_hold_moves_only_the_callers_event() {
+    let mut db = TestDb::new().await;
+    provider(&mut db).await;
+    let now = at(NOW);
+    let hold = cal_store::create_hold(&db.client, &request("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z", "a"), now).await.unwrap();
+    let event = cal_store::confirm_hold(&mut db.client, &hold.hold_id, now).await.unwrap();
+    let cache = cal_store::CalendarCache::default();
+    let move_by = |who: &str, key: &str| {
+        let mut r = request("2026-03-02T12:00:00Z", "2026-03-02T13:00:00Z", key);
+        r.kind = HoldKind::Reschedule;
+        r.event_id = Some(event.event_id.clone());
+        r.customer_id = Some(who.into());
+        r
+    };
+    let err = booking_error(
+        cal_store::create_hold_cached(&db.client, &cache, &move_by("mallory", "m1"), &customer_policy("mallory", 20), now).await.unwrap_err(),
+    );
+    assert_eq!(err, BookingError::NotFound { what: "event", id: event.event_id.clone() });
+    assert_eq!(db.count("select count(*) from cal.hold where kind = 'reschedule'").await, 0);
+    // Its customer may, and so may its provider and a trusted caller.
+    for (who, key, policy) in [
+        ("cust", "c1", customer_policy("cust", 20)),
+        (P, "p1", customer_policy(P, 20)),
+        ("cust", "t1", HoldPolicy::TRUSTED),
+    ] {
+        let h = cal_store::create_hold_cached(&db.client, &cache, &move_by(who, key), &policy, now).await.unwrap();
+        assert_eq!(h.event_id.as_deref(), Some(event.event_id.as_str()));
+        cal_store::release_hold(&mut db.client, &h.hold_id, now).await.unwrap();
+    }
 }

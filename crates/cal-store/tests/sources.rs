@@ -49,6 +49,23 @@ async fn urls_are_validated_as_user_input() {
         ("metadata", "http://169.254.169.254/latest/meta-data".into(), UrlProblem::PrivateHost.into()),
         ("v6 loopback", "http://[::1]/cal.ics".into(), UrlProblem::PrivateHost.into()),
         ("v4-mapped", "http://[::ffff:127.0.0.1]/cal.ics".into(), UrlProblem::PrivateHost.into()),
+        // The poller's policy, applied early (cal_core::url_guard): these
+        // three were once accepted here and refused only by the poller.
+        ("v4-compatible", "https://[::127.0.0.1]/cal.ics".into(), UrlProblem::PrivateHost.into()),
+        ("nat64", "https://[64:ff9b::7f00:1]/cal.ics".into(), UrlProblem::PrivateHost.into()),
+        ("multicast", "https://224.0.0.1/cal.ics".into(), UrlProblem::PrivateHost.into()),
+        ("nat64 local use", "https://[64:ff9b:1::a00:1]/cal.ics".into(), UrlProblem::PrivateHost.into()),
+        ("6to4 private", "https://[2002:c0a8:1::1]/cal.ics".into(), UrlProblem::PrivateHost.into()),
+        ("teredo", "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/cal.ics".into(), UrlProblem::PrivateHost.into()),
+        ("v6 multicast", "https://[ff02::1]/cal.ics".into(), UrlProblem::PrivateHost.into()),
+        ("broadcast", "https://255.255.255.255/cal.ics".into(), UrlProblem::PrivateHost.into()),
+        ("reserved", "https://240.0.0.1/cal.ics".into(), UrlProblem::PrivateHost.into()),
+        ("cgnat", "https://100.64.1.1/cal.ics".into(), UrlProblem::PrivateHost.into()),
+        ("documentation", "https://192.0.2.1/cal.ics".into(), UrlProblem::PrivateHost.into()),
+        ("unique local", "https://[fd00::1]/cal.ics".into(), UrlProblem::PrivateHost.into()),
+        ("site local", "https://[fec0::1]/cal.ics".into(), UrlProblem::PrivateHost.into()),
+        ("hex loopback", "webcal://0x7f.1/cal.ics".into(), UrlProblem::PrivateHost.into()),
+        ("mdns name", "https://printer.local/cal.ics".into(), UrlProblem::PrivateHost.into()),
     ];
     for (name, url, want) in cases {
         let err = connect_ics(&mut db.client, "u1", &url, None, now).await.expect_err(name);

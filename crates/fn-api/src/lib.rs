@@ -590,20 +590,20 @@ async fn dispatch(deps: &Deps, caller: &Caller, field: Field, raw: Value) -> Res
             let a: WithInput<HoldInputArgs> = args(raw)?;
             require(caller.may_book())?;
             let req = hold_request(caller, a.input, field == Field::RequestBooking)?;
-            // A retry of a hold already made is answered whatever the limit.
-            let retry = cal_store::hold_for_key(&**db, &req.user_id, &req.idempotency_key).await?.is_some();
-            if let (false, false, Some(customer)) = (retry, caller.is_admin(), req.customer_id.as_deref()) {
-                let recent = cal_store::holds_created_since(&**db, customer, now.plus_secs(-3600)).await?;
-                if recent >= deps.limits.holds_per_customer_per_hour {
-                    return Err(ApiError::new(ErrorType::RateLimited, format!("at most {} holds per hour; try again later", deps.limits.holds_per_customer_per_hour)));
+            // The store checks both in the hold's own statements: the limit
+            // under the customer's lock (RATE_LIMITED; a retry of a hold
+            // already made is answered whatever the limit), and that a
+            // rescheduled event is the caller's (else NOT_FOUND).
+            // Admins and services are exempt from both.
+            let policy = if caller.is_admin() {
+                cal_store::HoldPolicy::TRUSTED
+            } else {
+                cal_store::HoldPolicy {
+                    customer_limit: Some(cal_store::CustomerLimit::per_hour(deps.limits.holds_per_customer_per_hour)),
+                    on_behalf_of: caller.user_id().map(str::to_owned),
                 }
-            }
-            if req.kind == HoldKind::Reschedule {
-                let event_id = req.event_id.as_deref().unwrap_or_default();
-                let event = cal_store::get_event(&**db, event_id).await?;
-                visible(caller.may_see(&event.user_id, event.customer_id.as_deref()), "event", event_id)?;
-            }
-            let hold = cal_store::create_hold_cached(&**db, &deps.calendars, &req, now).await.map_err(in_input)?;
+            };
+            let hold = cal_store::create_hold_cached(&**db, &deps.calendars, &req, &policy, now).await.map_err(in_input)?;
             Ok(out::hold(&hold, now))
         }
         Field::ReleaseHold => {

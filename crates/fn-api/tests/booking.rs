@@ -290,6 +290,49 @@ async fn the_twenty_first_hold_of_a_customer_in_an_hour_is_rate_limited() {
     api.ok(Who::Customer, "createHold", hold_args(s, e, "k22")).await;
 }
 
+/// The hourly limit holds under concurrency: thirty requests of one
+/// customer at once, over ten providers (whose own locks do not serialize
+/// them), store exactly the limit. A count taken before the hold's write
+/// let them all through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_holds_of_one_customer_over_ten_providers_store_exactly_the_limit() {
+    let mut api = Api::new().await;
+    api.deps.limits.holds_per_customer_per_hour = 5;
+    let providers: Vec<String> = (0..10).map(|i| format!("prov-{i}")).collect();
+    for p in &providers {
+        cal_store::put_rule(&mut api.db.client, &common::rule(&format!("wr_{p}"), p, 0b001_1111, "09:00", "17:00")).await.unwrap();
+    }
+    let slots = hour_slots();
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(30));
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let (deps, barrier) = (api.deps.clone(), std::sync::Arc::clone(&barrier));
+        let (s, e) = &slots[i / 10];
+        let args = json!({"input": {"userId": providers[i % 10], "roleCode": ROLE, "start": s, "end": e, "idempotencyKey": format!("k{i}")}});
+        let event = common::request(Who::Customer, "createHold", args);
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            fn_api::handle(&deps, event).await
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(e) => {
+                assert_eq!(e.kind, ErrorType::RateLimited, "{e}");
+                assert_eq!(e.message, "at most 5 holds per hour; try again later");
+            }
+        }
+    }
+    assert_eq!(won, 5);
+    assert_eq!(api.db.count("select count(*) from cal.hold where customer_id = 'cust-ben'").await, 5);
+    // An admin is not limited.
+    let mut for_ben = json!({"input": {"userId": providers[0], "roleCode": ROLE, "start": slots[5].0, "end": slots[5].1, "idempotencyKey": "admin"}});
+    for_ben["input"]["customerId"] = json!(CUSTOMER);
+    api.ok(Who::Admin, "createHold", for_ben).await;
+}
+
 /// Retries with the same key return the same hold (schema: CreateHoldInput.idempotencyKey),
 /// also when the customer is at the hourly limit: the retry creates nothing.
 #[tokio::test]

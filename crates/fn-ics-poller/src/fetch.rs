@@ -3,14 +3,17 @@
 //! The URL is user input fetched from inside our network, so every request
 //! is treated as an SSRF attempt until proven otherwise:
 //!
-//! * only `http` and `https` (a `webcal://` was stored as `https://`);
-//! * the host is never `localhost`, and every address it stands for is
-//!   public — an IP literal is checked before the request, a name by our own
-//!   resolver ([`VettingResolver`]), which resolves it once, refuses the
-//!   whole name if any address is forbidden ([`forbidden_ip`]), and hands
-//!   the client exactly the vetted addresses. The client connects to those
-//!   and resolves nothing again, so DNS rebinding cannot swap the address
-//!   between check and connect;
+//! * the URL passes `cal_core::url_guard::check_url`, the policy
+//!   `connectIcs` applied when the URL was given: only `http` and `https`
+//!   (a `webcal://` was stored as `https://`), no credentials, no local
+//!   name, no IP literal outside the public Internet;
+//! * every address a name stands for is public too: our own resolver
+//!   ([`VettingResolver`]) resolves it once, refuses the whole name if any
+//!   address is forbidden ([`forbidden_ip`], which is
+//!   `cal_core::url_guard::is_public_ip`), and hands the client exactly the
+//!   vetted addresses. The client connects to those and resolves nothing
+//!   again, so DNS rebinding cannot swap the address between check and
+//!   connect;
 //! * no proxy (a proxy would resolve for us), no `Referer` (it would carry
 //!   the secret URL to a redirect's target), no decompression (a small
 //!   gzip body cannot expand past the byte limit);
@@ -24,10 +27,11 @@
 //! kept `without_url()` and shown as our own [`FetchError`] texts.
 
 use std::error::Error as StdError;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use cal_core::url_guard::{self, UrlError};
 use cal_store::poll::Conditional;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{ETAG, HeaderValue, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
@@ -44,8 +48,8 @@ pub struct FetchPolicy {
     pub max_redirects: usize,
     /// Largest body accepted, in bytes.
     pub max_bytes: usize,
-    /// Allows loopback addresses (127.0.0.0/8, ::1) as IP literals and
-    /// resolved addresses. For tests against a server on 127.0.0.1 only:
+    /// Allows loopback addresses (127.0.0.0/8, ::1, `::ffff:127.0.0.0/104`)
+    /// as IP literals and resolved addresses. For tests against a server on 127.0.0.1 only:
     /// [`FetchPolicy::production`] never sets it and nothing reads it from
     /// the environment. `localhost` as a name stays refused regardless.
     pub allow_loopback: bool,
@@ -73,13 +77,20 @@ pub enum Refusal {
         /// The scheme found.
         scheme: String,
     },
-    /// `localhost` or a name under it.
+    /// A user name or password before the host.
+    #[error("URLs with a user name or password are not fetched")]
+    Credentials,
+    /// No host to fetch from.
+    #[error("the URL names no host")]
+    NoHost,
+    /// `localhost`, a name under it, or another local name
+    /// (`cal_core::url_guard::is_local_name`).
     #[error("the host {host} is local")]
     LocalName {
         /// The host.
         host: String,
     },
-    /// An address that is loopback, private, link-local, … (see [`forbidden_ip`]).
+    /// An address outside the public Internet (see [`forbidden_ip`]).
     #[error("the host {host} is (or resolves to) a local or private network address")]
     PrivateAddress {
         /// The host (an IP literal or a name).
@@ -216,7 +227,10 @@ impl Fetcher {
     /// [`Fetched::NotModified`]. (Comparing the body hash is the caller's.)
     pub async fn fetch(&self, url: &str, conditional: Option<Conditional<'_>>) -> Result<Fetched, FetchError> {
         let url = Url::parse(url).map_err(|_| FetchError::BadUrl)?;
-        check_url(&url, self.policy.allow_loopback)?;
+        check_url(&url, self.policy.allow_loopback).map_err(|e| match e {
+            Refusal::NoHost => FetchError::BadUrl,
+            other => other.into(),
+        })?;
         let host = url.host_str().unwrap_or_default().to_owned();
         let mut request = self.client.get(url);
         let mut asked = false;
@@ -289,83 +303,48 @@ fn classify(e: reqwest::Error, host: &str) -> FetchError {
     }
 }
 
-/// Scheme and host checks for the first URL and every redirect target.
-/// A name is checked for `localhost` here; its addresses by the resolver.
+/// The checks of the first URL and of every redirect target:
+/// `cal_core::url_guard::check_url`, the same policy `connectIcs` applies,
+/// with loopback IP literals let through if `allow_loopback` (tests only).
+/// A name's addresses are the resolver's to check.
 pub fn check_url(url: &Url, allow_loopback: bool) -> Result<(), Refusal> {
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(Refusal::Scheme { scheme: url.scheme().to_owned() });
+    match url_guard::check_url(url.as_str()) {
+        Ok(_) => Ok(()),
+        Err(UrlError::PrivateAddress { .. }) if allow_loopback && literal(url).is_some_and(is_loopback) => Ok(()),
+        Err(e) => Err(match e {
+            UrlError::Scheme { scheme } => Refusal::Scheme { scheme },
+            UrlError::Credentials => Refusal::Credentials,
+            UrlError::NotAUrl | UrlError::NoHost => Refusal::NoHost,
+            UrlError::LocalName { host } => Refusal::LocalName { host },
+            UrlError::PrivateAddress { host } => Refusal::PrivateAddress { host },
+        }),
     }
-    let host = url.host_str().unwrap_or_default();
-    // The URL parser has already normalized odd IPv4 spellings (0x7f.1,
-    // 2130706433) to dotted quads; IPv6 literals come bracketed.
-    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-    if let Ok(ip) = bare.parse::<IpAddr>() {
-        if forbidden_ip(ip, allow_loopback) {
-            return Err(Refusal::PrivateAddress { host: host.to_owned() });
-        }
-        return Ok(());
-    }
-    check_name(host)
+}
+
+/// The IP address a URL's host is, if it is one (the parser has already
+/// turned odd IPv4 spellings into dotted quads; IPv6 comes bracketed).
+fn literal(url: &Url) -> Option<IpAddr> {
+    let host = url.host_str()?;
+    host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host).parse().ok()
 }
 
 fn check_name(host: &str) -> Result<(), Refusal> {
-    let name = host.trim_end_matches('.').to_ascii_lowercase();
-    if name.is_empty() || name == "localhost" || name.ends_with(".localhost") {
+    if url_guard::is_local_name(host) {
         return Err(Refusal::LocalName { host: host.to_owned() });
     }
     Ok(())
 }
 
-/// Whether the poller must not connect to `ip`: loopback (unless
-/// `allow_loopback`), unspecified, "this network" 0/8, private (10/8,
-/// 172.16/12, 192.168/16), carrier-grade NAT 100.64/10, link-local
-/// (169.254/16 — the cloud metadata service 169.254.169.254 among them —
-/// and fe80::/10), multicast, broadcast and the reserved 240/4, unique-local
-/// fc00::/7, site-local fec0::/10; and an IPv6 address that embeds an IPv4
-/// one (IPv4-mapped `::ffff:0:0/96`, IPv4-compatible `::/96`, NAT64
-/// `64:ff9b::/96`) when that IPv4 address is forbidden.
+/// Whether the poller must not connect to `ip`: any address
+/// `cal_core::url_guard::is_public_ip` does not count as public, except a
+/// loopback one if `allow_loopback`.
 pub fn forbidden_ip(ip: IpAddr, allow_loopback: bool) -> bool {
-    match ip {
-        IpAddr::V4(v4) => forbidden_v4(v4, allow_loopback),
-        IpAddr::V6(v6) => {
-            if let Some(v4) = embedded_v4(v6) {
-                return forbidden_v4(v4, allow_loopback);
-            }
-            let first = v6.segments()[0];
-            (v6.is_loopback() && !allow_loopback)
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || first & 0xfe00 == 0xfc00 // fc00::/7 unique local
-                || first & 0xffc0 == 0xfe80 // fe80::/10 link local
-                || first & 0xffc0 == 0xfec0 // fec0::/10 site local (deprecated)
-        }
-    }
+    !(url_guard::is_public_ip(ip) || (allow_loopback && is_loopback(ip)))
 }
 
-fn forbidden_v4(ip: Ipv4Addr, allow_loopback: bool) -> bool {
-    let [a, b, ..] = ip.octets();
-    (ip.is_loopback() && !allow_loopback)
-        || ip.is_private()
-        || ip.is_link_local()
-        || ip.is_multicast()
-        || ip.is_broadcast()
-        || ip.is_unspecified()
-        || a == 0 // 0.0.0.0/8 "this network"
-        || a >= 240 // 240.0.0.0/4 reserved
-        || (a == 100 && (64..128).contains(&b)) // 100.64.0.0/10 carrier-grade NAT
-}
-
-/// The IPv4 address inside an IPv4-mapped, IPv4-compatible or NAT64 IPv6
-/// address.
-fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
-    if let Some(v4) = v6.to_ipv4_mapped() {
-        return Some(v4);
-    }
-    let s = v6.segments();
-    let tail = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
-    let compatible = s[..6].iter().all(|&x| x == 0) && !v6.is_loopback() && !v6.is_unspecified();
-    let nat64 = s[0] == 0x64 && s[1] == 0xff9b && s[2..6].iter().all(|&x| x == 0);
-    (compatible || nat64).then_some(tail)
+/// 127.0.0.0/8, ::1, or 127.0.0.0/8 mapped into IPv6.
+fn is_loopback(ip: IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
 }
 
 /// Resolves a name once and passes on its addresses only if every one is
@@ -417,48 +396,16 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// `cal_core::url_guard` tests the policy address by address; here:
+    /// the poller refuses what it refuses, and `allow_loopback` lets
+    /// loopback through and nothing else.
     #[test]
     fn forbidden_addresses() {
-        for s in [
-            "127.0.0.1",
-            "127.1.2.3",
-            "10.0.0.1",
-            "172.16.0.1",
-            "172.31.255.255",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "100.127.255.255",
-            "0.0.0.0",
-            "0.1.2.3",
-            "255.255.255.255",
-            "224.0.0.1",
-            "240.0.0.1",
-            "::1",
-            "::",
-            "fe80::1",
-            "fc00::1",
-            "fd12:3456::1",
-            "ff02::1",
-            "fec0::1",
-            "::ffff:127.0.0.1",
-            "::ffff:10.0.0.1",
-            "::ffff:169.254.169.254",
-            "::10.0.0.1",
-            "64:ff9b::a9fe:a9fe",
-        ] {
+        for s in ["127.0.0.1", "10.0.0.1", "169.254.169.254", "224.0.0.1", "::1", "::127.0.0.1", "64:ff9b::7f00:1", "fd12::1"] {
             assert!(forbidden_ip(ip(s), false), "{s} must be refused");
+            assert_eq!(forbidden_ip(ip(s), false), !url_guard::is_public_ip(ip(s)), "{s}");
         }
-        for s in [
-            "93.184.216.34",
-            "8.8.8.8",
-            "100.63.255.255",
-            "100.128.0.1",
-            "172.32.0.1",
-            "2606:4700::1111",
-            "::ffff:8.8.8.8",
-            "64:ff9b::808:808",
-        ] {
+        for s in ["93.184.216.34", "2606:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808"] {
             assert!(!forbidden_ip(ip(s), false), "{s} is public");
         }
         assert!(!forbidden_ip(ip("127.0.0.1"), true));
@@ -466,6 +413,7 @@ mod tests {
         assert!(!forbidden_ip(ip("::ffff:127.0.0.1"), true));
         assert!(forbidden_ip(ip("10.0.0.1"), true), "allow_loopback allows loopback only");
         assert!(forbidden_ip(ip("169.254.169.254"), true));
+        assert!(forbidden_ip(ip("64:ff9b::7f00:1"), true), "NAT64 reaches another host's loopback");
     }
 
     #[test]
@@ -475,12 +423,24 @@ mod tests {
         assert_eq!(check_url(&url("file:///etc/passwd"), true), Err(Refusal::Scheme { scheme: "file".into() }));
         assert!(matches!(check_url(&url("http://localhost:1/x"), true), Err(Refusal::LocalName { .. })));
         assert!(matches!(check_url(&url("http://a.LOCALHOST./x"), true), Err(Refusal::LocalName { .. })));
-        for s in
-            ["http://127.0.0.1/", "http://0x7f.1/", "http://2130706433/", "http://[::1]/", "http://[::ffff:7f00:1]/"]
-        {
+        for s in [
+            "http://127.0.0.1/",
+            "http://0x7f.1/",
+            "http://2130706433/",
+            "http://[::1]/",
+            "http://[::ffff:7f00:1]/",
+            "http://[::127.0.0.1]/",
+            "http://[64:ff9b::7f00:1]/",
+            "http://224.0.0.1/",
+        ] {
             assert!(matches!(check_url(&url(s), false), Err(Refusal::PrivateAddress { .. })), "{s}");
         }
+        assert_eq!(check_url(&url("https://me:pw@calendar.example.com/x.ics"), false), Err(Refusal::Credentials));
+        // The test-only allowance lets loopback through, and nothing else.
         assert_eq!(check_url(&url("http://127.0.0.1:8080/"), true), Ok(()));
+        assert_eq!(check_url(&url("http://[::1]:8080/"), true), Ok(()));
+        assert!(matches!(check_url(&url("http://10.0.0.1/"), true), Err(Refusal::PrivateAddress { .. })));
+        assert!(matches!(check_url(&url("http://224.0.0.1/"), true), Err(Refusal::PrivateAddress { .. })));
         assert_eq!(check_url(&url("https://calendar.example.com/x.ics"), false), Ok(()));
     }
 
