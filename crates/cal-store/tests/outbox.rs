@@ -25,10 +25,15 @@ async fn newest_row(db: &TestDb, user: &str) -> (Value, usize) {
 }
 
 #[tokio::test]
-async fn a_300_kb_exception_note_is_stored_but_stays_out_of_its_event() {
+async fn a_300_kb_exception_note_is_refused_and_the_longest_note_stays_out_of_its_event() {
     let mut db = TestDb::new().await;
-    let note = "n".repeat(300 * 1024);
     let e = exception("ex_long", "u1", "2026-03-04", "UTC", ExceptionKind::Unavailable, None);
+    // 300 KB is refused by the note's own limit (cal_core::text::NOTE), naming it.
+    let huge = "n".repeat(300 * 1024);
+    let refused = upsert_exception(&mut db.client, &e, Some(&huge)).await.unwrap_err();
+    assert!(matches!(&refused, StoreError::Validation { field, .. } if field == "note"), "{refused:?}");
+    assert!(list_exceptions(&db.client, "u1", None, None).await.unwrap().is_empty());
+    let note = "n".repeat(cal_core::text::NOTE.max_chars);
     upsert_exception(&mut db.client, &e, Some(&note)).await.unwrap();
     // The note is kept where it belongs...
     let stored = list_exceptions(&db.client, "u1", None, None).await.unwrap();
@@ -41,9 +46,9 @@ async fn a_300_kb_exception_note_is_stored_but_stays_out_of_its_event() {
 }
 
 #[tokio::test]
-async fn a_year_of_vacation_with_a_long_note_stays_within_the_bound() {
+async fn a_year_of_vacation_with_the_longest_note_stays_within_the_bound() {
     let mut db = TestDb::new().await;
-    let note = "n".repeat(300 * 1024);
+    let note = "n".repeat(cal_core::text::NOTE.max_chars);
     let v = add_vacation(&mut db.client, "u1", date("2027-01-01"), date("2027-12-31"), zone("Europe/Berlin"), Some(&note))
         .await
         .unwrap();

@@ -69,7 +69,7 @@ async fn weekly_rules_put_list_update_delete() {
     let mut nobody = r.clone();
     nobody.user_id = " ".into();
     assert!(
-        matches!(put_rule(&mut db.client, &nobody).await, Err(StoreError::Validation { field, problem: ValidationProblem::Empty }) if field == "user_id")
+        matches!(put_rule(&mut db.client, &nobody).await, Err(StoreError::Validation { field, problem: ValidationProblem::Text(cal_core::text::TextError::Blank) }) if field == "user_id")
     );
 }
 
