@@ -7,7 +7,7 @@
 //! floating and all-day DATE. It is written to a temp file so the Python side
 //! (scripts/ics_bench.py) reads the very same bytes.
 //!
-//! Measured: `ics_in::import` over the year 2026 (median of RUNS), its peak
+//! Measured: `ics::import::import` over the year 2026 (median of RUNS), its peak
 //! heap during import (a counting global allocator) against the file size
 //! (target ≤ 5×), and Python parse + `between()` on the same window
 //! (target: Rust ≥ 30× faster).
@@ -23,7 +23,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant as Clock;
 
-use cal_core::ics_in::{self, ImportLimits};
+use cal_core::ics::import::{self, ImportLimits};
 use cal_core::{Instant, Zone};
 use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime};
 
@@ -303,7 +303,7 @@ fn main() {
     );
 
     // Warm-up, and the peak heap of one import (result included).
-    let (first, peak) = peak_heap(|| ics_in::import(&body, zone, from, to, limits).expect("import"));
+    let (first, peak) = peak_heap(|| import::import(&body, zone, from, to, limits).expect("import"));
     let busy = first.busy.len();
     let warnings = first.warnings.len();
     drop(first);
@@ -311,7 +311,7 @@ fn main() {
     let mut times = Vec::with_capacity(RUNS);
     for _ in 0..RUNS {
         let t0 = Clock::now();
-        let out = ics_in::import(black_box(&body), zone, from, to, limits).expect("import");
+        let out = import::import(black_box(&body), zone, from, to, limits).expect("import");
         times.push(t0.elapsed().as_secs_f64());
         black_box(out);
     }

@@ -12,15 +12,20 @@ pub mod availability;
 pub mod error;
 pub mod feasibility;
 pub mod holds;
-pub mod ics_in;
-pub mod ics_out;
-pub mod ics_rrule;
+pub mod ics;
 pub mod intervals;
 pub mod text;
 pub mod time;
 pub mod url_guard;
 pub mod windows_zones;
 pub mod wire;
+
+/// The old path of [`ics::import`], kept while callers in other crates move.
+pub use ics::import as ics_in;
+/// The old path of [`ics::export`], kept while callers in other crates move.
+pub use ics::export as ics_out;
+/// The old path of [`ics::rrule`], kept while callers in other crates move.
+pub use ics::rrule as ics_rrule;
 
 pub use availability::{Availability, BookingParams, Exception, ExceptionKind, WeekdayMask, WeeklyRule, Window};
 pub use feasibility::{

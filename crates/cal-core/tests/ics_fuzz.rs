@@ -2,7 +2,7 @@
 //! bytes flipped, inserted or cut, either import or are rejected.
 
 use cal_core::Zone;
-use cal_core::ics_in::{ImportLimits, import};
+use cal_core::ics::import::{ImportLimits, import};
 use cal_core::time::Instant;
 use proptest::prelude::*;
 

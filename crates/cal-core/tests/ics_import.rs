@@ -4,7 +4,7 @@
 //! and compared as RFC 3339 strings.
 
 use cal_core::Zone;
-use cal_core::ics_in::{ImportLimits, Imported, Rejection, import};
+use cal_core::ics::import::{ImportLimits, Imported, Rejection, import};
 use cal_core::time::Instant;
 
 fn at(s: &str) -> Instant {

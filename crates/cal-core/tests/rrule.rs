@@ -7,7 +7,7 @@
 
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
-use cal_core::ics_rrule::{Expansion, Freq, Limits, RRule, RRuleError, Until, expand};
+use cal_core::ics::rrule::{Expansion, Freq, Limits, RRule, RRuleError, Until, expand};
 use chrono::{Duration, NaiveDate, NaiveDateTime, TimeZone, Weekday};
 use chrono_tz::America::New_York;
 

@@ -1,0 +1,111 @@
+//! Property values (RFC 5545 §3.3): DATE, DATE-TIME, DURATION, UTC-OFFSET
+//! and TEXT, read leniently: surrounding blanks are ignored, anything else
+//! unreadable is `None`, and the caller decides whether that skips an event
+//! or only a value. PERIOD (§3.3.9) is a pair of these, split by the reader
+//! of RDATE.
+
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+
+use super::zones::TimeBase;
+use crate::time::{Instant, Zone};
+
+/// TEXT unescaping (RFC 5545 §3.3.11).
+pub(super) fn unescape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n' | 'N') => out.push('\n'),
+                Some(other) => out.push(other),
+                None => {}
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A DTSTART-like value.
+#[derive(Clone, Debug)]
+pub(super) enum When {
+    Date(NaiveDate),
+    Local(NaiveDateTime, TimeBase),
+}
+
+impl When {
+    pub(super) fn instant(&self, all_day_zone: Zone) -> Instant {
+        match self {
+            When::Date(d) => all_day_zone.day(*d).map_or_else(|| Instant::from_unix(d.and_time(NaiveTime::MIN).and_utc().timestamp()), |iv| iv.start()),
+            When::Local(l, base) => base.point(*l),
+        }
+    }
+}
+
+pub(super) fn parse_date(v: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(v.trim(), "%Y%m%d").ok().filter(|_| v.trim().len() == 8)
+}
+
+pub(super) fn parse_local(v: &str) -> Option<NaiveDateTime> {
+    let v = v.trim();
+    (v.len() == 15).then(|| NaiveDateTime::parse_from_str(v, "%Y%m%dT%H%M%S").ok()).flatten()
+}
+
+/// A nominal-plus-exact duration (RFC 5545 §3.3.6): weeks and days are
+/// nominal (same wall-clock time N days later), hours to seconds exact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct IcsDuration {
+    pub(super) days: i64,
+    pub(super) secs: i64,
+}
+
+pub(super) fn parse_duration(v: &str) -> Option<IcsDuration> {
+    let v = v.trim();
+    let (neg, v) = match v.as_bytes().first()? {
+        b'-' => (true, &v[1..]),
+        b'+' => (false, &v[1..]),
+        _ => (false, v),
+    };
+    let v = v.strip_prefix(['P', 'p'])?;
+    let (mut days, mut secs, mut num, mut in_time, mut any) = (0i64, 0i64, String::new(), false, false);
+    for c in v.chars() {
+        match c.to_ascii_uppercase() {
+            d if d.is_ascii_digit() => num.push(d),
+            'T' if !in_time && num.is_empty() => in_time = true,
+            unit => {
+                let n: i64 = num.parse().ok()?;
+                num.clear();
+                any = true;
+                match (unit, in_time) {
+                    ('W', false) => days += n.checked_mul(7)?,
+                    ('D', false) => days += n,
+                    ('H', true) => secs += n.checked_mul(3600)?,
+                    ('M', true) => secs += n.checked_mul(60)?,
+                    ('S', true) => secs += n,
+                    _ => return None,
+                }
+            }
+        }
+    }
+    if !num.is_empty() || !any || days > 36_600 || secs > 86_400 * 366 {
+        return None;
+    }
+    Some(if neg { IcsDuration { days: -days, secs: -secs } } else { IcsDuration { days, secs } })
+}
+
+/// `+HHMM`, `-HHMM` or `±HHMMSS` (RFC 5545 §3.3.14) in seconds.
+pub(super) fn parse_offset(v: &str) -> Option<i32> {
+    let v = v.trim();
+    let (sign, digits) = match v.as_bytes().first()? {
+        b'+' => (1, &v[1..]),
+        b'-' => (-1, &v[1..]),
+        _ => return None,
+    };
+    if !(digits.len() == 4 || digits.len() == 6) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| digits[r].parse::<i32>().ok();
+    let secs = n(0..2)? * 3600 + n(2..4)? * 60 + if digits.len() == 6 { n(4..6)? } else { 0 };
+    Some(sign * secs)
+}
