@@ -4,7 +4,8 @@
 //!
 //! No I/O, no async, no AWS. Every function here is deterministic; the
 //! current time is always a parameter (`now`). The contract is
-//! `shared/spec/SEMANTICS.md`; comments cite its sections.
+//! SEMANTICS.md, the project's external calendar-semantics contract; comments
+//! cite its sections (`§4`).
 
 #![forbid(unsafe_code)]
 

@@ -1,4 +1,4 @@
-//! `calctl`: the operator and developer command line (shared/spec/CALCTL.md).
+//! `calctl`: the operator and developer command line (the CALCTL.md contract: its stable forms).
 //!
 //! It calls the same core and store functions as the Lambdas; it never
 //! re-implements a rule. Exit codes: see [`EXIT_CODES`].
