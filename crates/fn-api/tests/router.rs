@@ -4,49 +4,14 @@
 
 use std::collections::BTreeSet;
 
+mod common;
+
 use fn_api::Field;
 use serde_json::json;
 
-/// `(parent, field)` of every field of the schema's `type Query` and
-/// `type Mutation` blocks: a plain text parse (strip `#` comments and
-/// `"…"` descriptions, then the name before `(` or `:` of each field).
-fn schema_fields() -> BTreeSet<(String, String)> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/schema.graphql");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut fields = BTreeSet::new();
-    for parent in ["Query", "Mutation"] {
-        let head = format!("type {parent} ");
-        let start = text.find(&head).unwrap_or_else(|| panic!("no `type {parent}` in the schema"));
-        let open = start + text[start..].find('{').unwrap();
-        let close = open + text[open..].find("\n}").unwrap();
-        let body = &text[open + 1..close];
-        let mut in_block_string = false;
-        for line in body.lines() {
-            let line = line.split('#').next().unwrap().trim();
-            // Block descriptions (`"""…"""`, possibly over several lines).
-            if in_block_string {
-                in_block_string = !line.contains("\"\"\"");
-                continue;
-            }
-            if let Some(rest) = line.strip_prefix("\"\"\"") {
-                in_block_string = !rest.contains("\"\"\"");
-                continue;
-            }
-            if line.is_empty() || line.starts_with('"') {
-                continue;
-            }
-            let end = line.find(['(', ':']).unwrap_or_else(|| panic!("cannot read the field in {line:?}"));
-            let name = line[..end].trim();
-            assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "odd field name {name:?} in {line:?}");
-            fields.insert((parent.to_owned(), name.to_owned()));
-        }
-    }
-    fields
-}
-
 #[test]
 fn the_router_has_exactly_the_schemas_query_and_mutation_fields() {
-    let schema = schema_fields();
+    let schema = common::schema::root_fields();
     assert!(schema.len() > 20, "the parse found too little: {schema:?}");
     let router: BTreeSet<(String, String)> =
         Field::ALL.iter().map(|f| (f.name().0.to_owned(), f.name().1.to_owned())).collect();

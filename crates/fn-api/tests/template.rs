@@ -5,6 +5,8 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+mod common;
+
 use fn_api::Field;
 
 fn repo(path: &str) -> String {
@@ -33,30 +35,12 @@ fn template_resolvers(template: &str) -> Vec<(String, String)> {
     out
 }
 
-/// Fields of `type Query`/`type Mutation` in the schema.
-fn schema_fields(schema: &str) -> BTreeSet<(String, String)> {
-    let mut out = BTreeSet::new();
-    for parent in ["Query", "Mutation"] {
-        let start = schema.find(&format!("type {parent} ")).expect("type block");
-        let body = &schema[start..];
-        let body = &body[body.find('{').unwrap() + 1..body.find("\n}").unwrap()];
-        for line in body.lines().map(str::trim) {
-            if line.is_empty() || line.starts_with('"') || line.starts_with('#') {
-                continue;
-            }
-            let name: String = line.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-            out.insert((parent.to_owned(), name));
-        }
-    }
-    out
-}
-
 #[test]
 fn every_schema_field_has_one_template_resolver_and_one_router_entry() {
     let resolvers = template_resolvers(&repo("template.yaml"));
     let unique: BTreeSet<_> = resolvers.iter().cloned().collect();
     assert_eq!(unique.len(), resolvers.len(), "a field has two resolvers");
-    let schema = schema_fields(&repo("infra/schema.graphql"));
+    let schema = common::schema::root_fields();
     let router: BTreeSet<_> = Field::ALL.iter().map(|f| (f.name().0.to_owned(), f.name().1.to_owned())).collect();
     assert_eq!(unique, schema, "template resolvers vs schema");
     assert_eq!(router, schema, "router vs schema");

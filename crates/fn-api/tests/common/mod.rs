@@ -11,6 +11,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod schema;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
