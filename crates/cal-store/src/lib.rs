@@ -60,7 +60,8 @@ pub use poll::{
 };
 pub use rows::StoredException;
 pub use rules::{
-    Vacation, add_vacation, delete_exception, delete_rule, list_exceptions, list_rules, put_rule, upsert_exception,
+    Vacation, add_vacation, copy_weekday, delete_exception, delete_rule, list_exceptions, list_rules, put_rule,
+    upsert_exception,
 };
 pub use sources::{
     CalendarUrl, ExternalSource, SourceStatus, UrlProblem, connect_ics, disconnect_ics, list_ics, resync_ics,

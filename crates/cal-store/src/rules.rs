@@ -6,7 +6,7 @@
 //! its outbox row last, so a change and its event commit together or not at
 //! all.
 
-use cal_core::availability::{Exception, WeeklyRule};
+use cal_core::availability::{Exception, WeekdayMask, WeeklyRule};
 use cal_core::time::Zone;
 use chrono::NaiveDate;
 use serde_json::{Value, json};
@@ -150,6 +150,31 @@ pub async fn list_rules(
          order by role_code, rule_id"
     );
     db.query(&sql, &[&user_id, &role_code]).await?.iter().map(rows::rule).collect()
+}
+
+/// Copies a day's hours to other weekdays: every active rule of
+/// `(user_id, role_code)` whose mask includes a day of `from` also covers
+/// the days of `to`, in one transaction (one `cal.rule.updated` per rule
+/// changed, as [`put_rule`] writes it). Returns the rules changed.
+pub async fn copy_weekday(
+    db: &mut impl Begin,
+    user_id: &str,
+    role_code: &str,
+    from: WeekdayMask,
+    to: WeekdayMask,
+) -> Result<Vec<WeeklyRule>, StoreError> {
+    non_empty("user_id", user_id)?;
+    non_empty("role_code", role_code)?;
+    let mut tx = db.begin().await?;
+    let rules = list_rules(&tx, user_id, Some(role_code)).await?;
+    let mut changed = Vec::new();
+    for mut rule in rules.into_iter().filter(|r| r.active && r.weekday_mask.bits() & from.bits() != 0) {
+        // Both masks are valid, so their union is too.
+        rule.weekday_mask = WeekdayMask::new(i64::from(rule.weekday_mask.bits() | to.bits())).map_err(|e| StoreError::validation("to_weekdays", e))?;
+        changed.push(put_rule(&mut tx, &rule).await?);
+    }
+    tx.commit().await?;
+    Ok(changed)
 }
 
 /// Deletes a rule of `user_id`; [`StoreError::NotFound`] if there is none.

@@ -535,20 +535,16 @@ async fn dispatch(deps: &Deps, caller: &Caller, field: Field, raw: Value) -> Res
                 if (1..=7).contains(&d) { Ok(1i64 << (d - 1)) } else { Err(ApiError::validation(field, format!("must be 1 (Monday) to 7 (Sunday), got {d}"))) }
             };
             let from = bit("fromWeekday", a.from_weekday)?;
+            if a.to_weekdays.is_empty() {
+                return Err(ApiError::validation("toWeekdays", "name at least one weekday"));
+            }
             let mut to = 0;
             for (i, d) in a.to_weekdays.iter().enumerate() {
                 to |= bit(&format!("toWeekdays[{i}]"), *d)?;
             }
-            let tx = db.transaction().await.map_err(|e| ApiError::from(cal_store::StoreError::from(e)))?;
-            let mut tx = tx;
-            let rules = cal_store::list_rules(&tx, &a.user_id, Some(&a.role_code)).await?;
-            let mut changed = Vec::new();
-            for mut rule in rules.into_iter().filter(|r| r.active && i64::from(r.weekday_mask.bits()) & from != 0) {
-                let mask = i64::from(rule.weekday_mask.bits()) | to;
-                rule.weekday_mask = WeekdayMask::new(mask).map_err(|e| ApiError::validation("toWeekdays", e))?;
-                changed.push(cal_store::put_rule(&mut tx, &rule).await?);
-            }
-            tx.commit().await.map_err(|e| ApiError::from(cal_store::StoreError::from(e)))?;
+            let mask = |field: &str, bits: i64| WeekdayMask::new(bits).map_err(|e| ApiError::validation(field, e));
+            let (from, to) = (mask("fromWeekday", from)?, mask("toWeekdays", to)?);
+            let changed = cal_store::copy_weekday(&mut **db, &a.user_id, &a.role_code, from, to).await?;
             Ok(json!(changed.iter().map(out::rule).collect::<Vec<_>>()))
         }
         Field::UpsertException => {
