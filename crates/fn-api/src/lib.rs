@@ -264,6 +264,14 @@ fn step(field: &str, v: Option<i64>) -> Result<StepMinutes, ApiError> {
     v.map_or(Ok(StepMinutes::default()), |s| StepMinutes::new(s).map_err(|e| ApiError::validation(field, e)))
 }
 
+/// The `userId` argument of a call on a provider's own calendar, once the
+/// caller may manage that calendar (the provider, or an admin).
+fn managed<'a>(caller: &Caller, user_id: &'a Option<Id>) -> Result<&'a str, ApiError> {
+    let user_id = IdArgs::get("userId", user_id)?;
+    require(caller.may_manage(user_id))?;
+    Ok(user_id)
+}
+
 fn require(allowed: bool) -> Result<(), ApiError> {
     if allowed { Ok(()) } else { Err(ApiError::forbidden()) }
 }
@@ -515,16 +523,14 @@ async fn dispatch(deps: &Deps, caller: &Caller, field: Field, raw: Value) -> Res
         }
         Field::PutWeeklyRule => {
             let a: WithInput<RuleInputArgs> = args(raw)?;
-            let user_id = IdArgs::get("userId", &a.user_id)?;
-            require(caller.may_manage(user_id))?;
+            let user_id = managed(caller, &a.user_id)?;
             let rule = weekly_rule(user_id, a.input)?;
             let stored = cal_store::put_rule(&mut **db, &rule).await.map_err(in_input)?;
             Ok(out::rule(&stored))
         }
         Field::DeleteWeeklyRule => {
             let a: IdArgs = args(raw)?;
-            let user_id = IdArgs::get("userId", &a.user_id)?;
-            require(caller.may_manage(user_id))?;
+            let user_id = managed(caller, &a.user_id)?;
             cal_store::delete_rule(&mut **db, user_id, IdArgs::get("ruleId", &a.rule_id)?).await?;
             Ok(json!(true))
         }
@@ -549,8 +555,7 @@ async fn dispatch(deps: &Deps, caller: &Caller, field: Field, raw: Value) -> Res
         }
         Field::UpsertException => {
             let a: WithInput<ExceptionInputArgs> = args(raw)?;
-            let user_id = IdArgs::get("userId", &a.user_id)?;
-            require(caller.may_manage(user_id))?;
+            let user_id = managed(caller, &a.user_id)?;
             let note = a.input.note.clone();
             let exc = exception(user_id, a.input)?;
             let stored = cal_store::upsert_exception(&mut **db, &exc, note.as_deref()).await.map_err(in_input)?;
@@ -558,15 +563,13 @@ async fn dispatch(deps: &Deps, caller: &Caller, field: Field, raw: Value) -> Res
         }
         Field::DeleteException => {
             let a: IdArgs = args(raw)?;
-            let user_id = IdArgs::get("userId", &a.user_id)?;
-            require(caller.may_manage(user_id))?;
+            let user_id = managed(caller, &a.user_id)?;
             cal_store::delete_exception(&mut **db, user_id, IdArgs::get("excId", &a.exc_id)?).await?;
             Ok(json!(true))
         }
         Field::AddVacation => {
             let a: WithInput<VacationInputArgs> = args(raw)?;
-            let user_id = IdArgs::get("userId", &a.user_id)?;
-            require(caller.may_manage(user_id))?;
+            let user_id = managed(caller, &a.user_id)?;
             let v = a.input;
             let date = |f: &str, d: &str| cal_core::time::parse_date(d).map_err(|e| ApiError::validation(f, e));
             let zone = Zone::parse(&v.timezone).map_err(|e| ApiError::validation("input.timezone", e))?;
@@ -645,22 +648,19 @@ async fn dispatch(deps: &Deps, caller: &Caller, field: Field, raw: Value) -> Res
         }
         Field::DisconnectIcs => {
             let a: IdArgs = args(raw)?;
-            let user_id = IdArgs::get("userId", &a.user_id)?;
-            require(caller.may_manage(user_id))?;
+            let user_id = managed(caller, &a.user_id)?;
             cal_store::sources::disconnect_ics(&mut **db, user_id, IdArgs::get("sourceId", &a.source_id)?).await?;
             Ok(json!(true))
         }
         Field::ResyncIcs => {
             let a: IdArgs = args(raw)?;
-            let user_id = IdArgs::get("userId", &a.user_id)?;
-            require(caller.may_manage(user_id))?;
+            let user_id = managed(caller, &a.user_id)?;
             let source = cal_store::sources::resync_ics(&**db, user_id, IdArgs::get("sourceId", &a.source_id)?, now).await?;
             Ok(out::source(&source))
         }
         Field::CreateFeed | Field::RotateFeed => {
             let a: IdArgs = args(raw)?;
-            let user_id = IdArgs::get("userId", &a.user_id)?;
-            require(caller.may_manage(user_id))?;
+            let user_id = managed(caller, &a.user_id)?;
             let token = if field == Field::CreateFeed {
                 cal_store::feeds::create_feed(&mut **db, user_id, now).await?
             } else {
@@ -670,8 +670,7 @@ async fn dispatch(deps: &Deps, caller: &Caller, field: Field, raw: Value) -> Res
         }
         Field::RevokeFeed => {
             let a: IdArgs = args(raw)?;
-            let user_id = IdArgs::get("userId", &a.user_id)?;
-            require(caller.may_manage(user_id))?;
+            let user_id = managed(caller, &a.user_id)?;
             // Whether a feed was on to turn off.
             Ok(json!(cal_store::feeds::revoke_feed(&mut **db, user_id, now).await?))
         }
