@@ -17,7 +17,7 @@ use std::future::Future;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
-use cal_core::{Instant, SlotQuery, SlotRange, StepMinutes};
+use cal_core::{Instant, SlotQuery, StepMinutes};
 use cal_store::{Executor, StoreError};
 
 use crate::error::AwsError;
@@ -262,47 +262,4 @@ pub async fn cached_reschedule_candidates(
         tracing::warn!(error = %e, "reschedule cache not filled");
     }
     Ok((entry.body, Source::Engine))
-}
-
-/// The near-term windows the rebuilder keeps warm: `days` whole UTC days
-/// from the start of `now`'s day, one query per day (default duration and
-/// step). Readers asking for exactly such a window hit the cache.
-pub fn near_term_queries(user_id: &str, role_code: &str, now: Instant, days: u32) -> Vec<SlotQuery> {
-    let day0 = now.unix() - now.unix().rem_euclid(86_400);
-    (0..i64::from(days))
-        .map(|d| {
-            let from = Instant::from_unix(day0 + d * 86_400);
-            let range = SlotRange::new(from, from.plus_secs(86_400), None, StepMinutes::default())
-                .expect("a day with the default step is a valid range");
-            SlotQuery { user_id: user_id.to_owned(), role_code: role_code.to_owned(), range }
-        })
-        .collect()
-}
-
-/// Recomputes and stores the near-term entries of every role `user_id` has
-/// an active rule for, at the current version. Returns how many entries were
-/// written. Unlike a read, a cache failure is an error here: rebuilding is
-/// the whole job.
-pub async fn rebuild_near_term(
-    db: &impl Executor,
-    cache: &impl FeasibilityCache,
-    user_id: &str,
-    now: Instant,
-    days: u32,
-) -> Result<usize, crate::handlers::HandlerError> {
-    let version = cal_store::outbox::version(db, user_id).await?;
-    let mut roles: Vec<String> =
-        cal_store::list_rules(db, user_id, None).await?.into_iter().filter(|r| r.active).map(|r| r.role_code).collect();
-    roles.dedup();
-    let mut written = 0;
-    for role in &roles {
-        for query in near_term_queries(user_id, role, now, days) {
-            let answer = cal_store::slots(db, &query, now).await?;
-            let body = serde_json::to_string(&answer).expect("slot answers serialize");
-            let entry = CachedEntry { version, body, computed_at: now, expires_at: now.plus_secs(cache.ttl_secs()) };
-            cache.put(&CacheKey::of(&query), &entry).await?;
-            written += 1;
-        }
-    }
-    Ok(written)
 }

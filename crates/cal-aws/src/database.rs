@@ -4,6 +4,8 @@ use aws_config::SdkConfig;
 use deadpool_postgres::Pool;
 use serde::Deserialize;
 
+use crate::config::Env;
+
 /// Why no pool could be built. Messages name the variable or the secret's
 /// field, never a value (they may be credentials).
 #[derive(Debug, thiserror::Error)]
@@ -45,11 +47,11 @@ fn default_dbname() -> String {
 /// The connection is built from the secret's fields rather than a URL, so
 /// passwords need no escaping, and the password never sits in the
 /// function's environment (where `GetFunctionConfiguration` would show it).
-pub async fn pool(sdk: &SdkConfig, max_size: usize) -> Result<Pool, DatabaseConfigError> {
-    if let Ok(url) = std::env::var("DATABASE_URL") {
-        return Ok(cal_store::pool_from_url(&url, max_size)?);
+pub async fn pool(sdk: &SdkConfig, env: &Env, max_size: usize) -> Result<Pool, DatabaseConfigError> {
+    if let Some(url) = env.text("DATABASE_URL") {
+        return Ok(cal_store::pool_from_url(url, max_size)?);
     }
-    let arn = std::env::var("DATABASE_SECRET_ARN").map_err(|_| DatabaseConfigError::Missing)?;
+    let arn = env.text("DATABASE_SECRET_ARN").ok_or(DatabaseConfigError::Missing)?;
     let client = aws_sdk_secretsmanager::Client::new(sdk);
     let secret = client
         .get_secret_value()

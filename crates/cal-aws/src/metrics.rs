@@ -13,7 +13,7 @@ pub const NAMESPACE: &str = "Cal";
 /// (namespace [`NAMESPACE`], dimension `Function`) as an EMF line on stdout.
 /// A zero is written too, so the metric exists before anything goes wrong.
 pub fn emit_metric(function: &str, name: &str, value: u64) {
-    let line = metric_line(function, name, value, crate::handlers::system_now().1);
+    let line = metric_line(function, name, value, crate::event::system_now().1);
     // One write per line, so it never interleaves with a log line.
     let _ = std::io::stdout().lock().write_all(format!("{line}\n").as_bytes());
 }

@@ -4,6 +4,8 @@
 //! The tests need a moto server: `make test` starts one with
 //! `scripts/moto.sh`; by hand, `eval "$(scripts/moto.sh start "$(mktemp -d)")"`.
 
+pub mod fixture;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -151,4 +153,20 @@ impl BusWithQueue {
         }
         out
     }
+}
+
+/// A state machine on moto that does nothing (one Pass state), for tests
+/// that start executions. Returns its ARN.
+pub async fn create_state_machine(sdk: &SdkConfig) -> String {
+    let client = aws_sdk_sfn::Client::new(sdk);
+    let definition = serde_json::json!({ "StartAt": "Done", "States": { "Done": { "Type": "Pass", "End": true } } });
+    client
+        .create_state_machine()
+        .name(unique("ics-poll"))
+        .definition(definition.to_string())
+        .role_arn("arn:aws:iam::123456789012:role/ics-poll")
+        .send()
+        .await
+        .expect("create state machine")
+        .state_machine_arn
 }

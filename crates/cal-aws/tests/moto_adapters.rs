@@ -2,8 +2,6 @@
 //! real Postgres: EventBridge delivery counted through an SQS target,
 //! idempotency races and semantics, the versioned cache and its TTL.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +13,7 @@ use cal_aws::testing::{create_table, moto};
 use cal_aws::{DynamoCache, DynamoIdempotencyStore, FeasibilityCache, IdempotencyError, IdempotencyStore, Idempotent, RunError};
 use cal_core::{SlotQuery, SlotRange, StepMinutes};
 use cal_store::{RelayOptions, relay_outbox};
-use common::*;
+use cal_aws::testing::fixture::*;
 use serde_json::json;
 
 #[tokio::test]

@@ -3,8 +3,6 @@
 //! user, crash before publish, concurrent relays, the PutEvents limits; and
 //! through the real SDK on moto: parking, and a bus that cannot be reached.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
@@ -13,7 +11,7 @@ use cal_store::relay::unpublished_count;
 use cal_aws::EventBridgePublisher;
 use cal_aws::testing::moto;
 use cal_store::{RelayError, RelayOptions, relay_outbox};
-use common::*;
+use cal_aws::testing::fixture::*;
 use serde_json::json;
 
 fn opts() -> RelayOptions {

@@ -40,7 +40,7 @@ pub mod tls;
 pub mod testing;
 
 pub use booking::{
-    CustomerLimit, EventRecord, HoldPolicy, HoldRecord, OrderEvent, accept_request, apply_order_event, cancel_event, confirm_hold, create_hold, create_hold_cached,
+    CustomerLimit, EventRecord, HoldPolicy, HoldRecord, accept_request, cancel_event, confirm_hold, create_hold, create_hold_cached,
     decline_request, get_event, get_hold, release_hold, reschedule_candidates, reschedule_event,
     sweep_expired_holds,
 };

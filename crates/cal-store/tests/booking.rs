@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use cal_core::holds::{HoldKind, HoldMode, HoldRequest};
 use cal_core::{BookingError, ErrorType, EventStatus, HoldStatus, Instant};
-use cal_store::{HoldPolicy, OrderEvent, StoreError};
+use cal_store::{HoldPolicy, StoreError};
 use common::{TestDb, at, rule};
 use tokio_postgres::Client;
 
@@ -202,7 +202,7 @@ async fn instant_book_converts_once_and_the_slot_is_gone() {
     assert_eq!((event.status, event.sequence, event.hold_id.as_deref()), (EventStatus::Confirmed, 0, Some(hold.hold_id.as_str())));
     assert_eq!(event.ics_uid, format!("{}@cal", event.event_id));
     // Converting again (a redelivered order.booked) returns the same event.
-    let again = cal_store::apply_order_event(&mut db.client, &OrderEvent::Booked { hold_id: hold.hold_id.clone() }, now.plus_minutes(30))
+    let again = cal_store::confirm_hold(&mut db.client, &hold.hold_id, now.plus_minutes(30))
         .await
         .unwrap();
     assert_eq!(again.event_id, event.event_id);
@@ -259,13 +259,7 @@ async fn reschedule_keeps_the_uid_bumps_the_sequence_and_frees_the_old_time_then
     r.kind = HoldKind::Reschedule;
     r.event_id = Some(event.event_id.clone());
     let move_hold = cal_store::create_hold(&db.client, &r, now).await.unwrap();
-    let moved = cal_store::apply_order_event(
-        &mut db.client,
-        &OrderEvent::Rescheduled { event_id: event.event_id.clone(), hold_id: move_hold.hold_id.clone() },
-        now,
-    )
-    .await
-    .unwrap();
+    let moved = cal_store::reschedule_event(&mut db.client, &event.event_id, &move_hold.hold_id, now).await.unwrap();
     assert_eq!((moved.event_id.as_str(), moved.ics_uid.as_str(), moved.sequence), (event.event_id.as_str(), event.ics_uid.as_str(), 1));
     assert_eq!((moved.start.rfc3339(), moved.end.rfc3339()), ("2026-03-02T10:30:00Z".into(), "2026-03-02T11:30:00Z".into()));
     // Redelivery: the same event, sequence still 1.
@@ -282,7 +276,7 @@ async fn reschedule_keeps_the_uid_bumps_the_sequence_and_frees_the_old_time_then
 
     let cancelled = cal_store::cancel_event(&mut db.client, &event.event_id, now).await.unwrap();
     assert_eq!((cancelled.status, cancelled.sequence), (EventStatus::Cancelled, 2));
-    let again = cal_store::apply_order_event(&mut db.client, &OrderEvent::Cancelled { event_id: event.event_id.clone() }, now).await.unwrap();
+    let again = cal_store::cancel_event(&mut db.client, &event.event_id, now).await.unwrap();
     assert_eq!(again.sequence, 2, "a redelivered cancel changes nothing");
     cal_store::create_hold(&db.client, &request("2026-03-02T10:30:00Z", "2026-03-02T11:30:00Z", "c"), now).await.unwrap();
     assert_eq!(
@@ -403,15 +397,6 @@ async fn the_sweeper_marks_each_expired_hold_once_even_when_run_twice_at_once() 
     assert!(cal_store::sweep_expired_holds(&mut db.client, later, 100).await.unwrap().is_empty());
     assert_eq!(db.count("select count(*) from cal.outbox where event_type = 'cal.hold.expired'").await, 25);
     assert_eq!(db.count("select count(*) from cal.hold where status = 'active'").await, 0);
-}
-
-#[test]
-fn order_events_parse_and_name_missing_fields() {
-    let booked = OrderEvent::parse("order.booked", &serde_json::json!({"hold_id": "hld_1", "order_id": "o1"})).unwrap();
-    assert_eq!(booked, OrderEvent::Booked { hold_id: "hld_1".into() });
-    let err = OrderEvent::parse("order.rescheduled", &serde_json::json!({"event_id": "ev_1"})).unwrap_err();
-    assert_eq!(err.to_string(), "hold_id: is required");
-    assert!(OrderEvent::parse("order.refunded", &serde_json::json!({})).is_err());
 }
 
 /// The write re-checks: a rule change that commits while a hold request

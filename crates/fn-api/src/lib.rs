@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod error;
 pub mod identity;
 mod out;
@@ -25,6 +26,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+pub use config::Config;
 pub use error::ApiError;
 pub use identity::{Caller, Refusal, ServiceRoles};
 
@@ -169,6 +171,9 @@ pub struct Deps {
     /// `rescheduleCandidates` are served from them while the provider's
     /// version is unchanged.
     pub cache: Option<Arc<cal_aws::DynamoCache>>,
+    /// Starts the ICS poll state machine when `resyncIcs` makes a source
+    /// due; `None` (local runs) leaves it to the schedule.
+    pub polls: Option<cal_aws::StepFunctionsPollStarter>,
     /// The calendars this instance's hold requests read or wrote a moment
     /// ago (`cal_store::create_hold_cached`): the next hold on such a
     /// provider is one round trip. Never trusted alone: the write is
@@ -186,6 +191,18 @@ impl Deps {
 pub fn system_clock() -> Instant {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     Instant::from_unix(secs)
+}
+
+/// Starts a poll for `source_id`, which `resync_ics` has just made due (and
+/// committed). A failure is only logged: the source stays due, so the
+/// state machine's next scheduled run (at most five minutes away) polls it;
+/// failing the mutation would tell the provider their resync was lost when
+/// it was not.
+pub async fn start_poll_now(polls: &impl cal_aws::PollStarter, source_id: &str) {
+    match polls.start_poll(source_id).await {
+        Ok(execution) => tracing::info!(source_id, execution, "ICS poll started"),
+        Err(e) => tracing::warn!(source_id, error = %e, "ICS poll not started; the schedule will poll the source"),
+    }
 }
 
 /// The parts of a direct-resolver event we read. Parsed here rather than
@@ -656,6 +673,9 @@ async fn dispatch(deps: &Deps, caller: &Caller, field: Field, raw: Value) -> Res
             let a: IdArgs = args(raw)?;
             let user_id = managed(caller, &a.user_id)?;
             let source = cal_store::sources::resync_ics(&**db, user_id, IdArgs::get("sourceId", &a.source_id)?, now).await?;
+            if let Some(polls) = &deps.polls {
+                start_poll_now(polls, &source.source_id).await;
+            }
             Ok(out::source(&source))
         }
         Field::CreateFeed | Field::RotateFeed => {

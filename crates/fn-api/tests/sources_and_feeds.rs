@@ -138,3 +138,31 @@ async fn create_rotate_and_revoke_the_feed() {
     let rules = api.ok(Who::Provider, "weeklyRules", json!({"userId": PROVIDER})).await;
     assert!(!rules.to_string().contains(&third));
 }
+
+/// resyncIcs starts the poll state machine at once (through the real SDK,
+/// on moto); when the start fails, the mutation still succeeds: the source
+/// is due and the schedule polls it.
+#[tokio::test]
+async fn resync_starts_a_poll_and_a_failed_start_is_not_the_callers_error() {
+    let sdk = cal_aws::testing::moto().await;
+    let machine = cal_aws::testing::create_state_machine(&sdk).await;
+    let sfn = aws_sdk_sfn::Client::new(&sdk);
+    let mut api = Api::new().await;
+    api.deps.polls = Some(cal_aws::StepFunctionsPollStarter::new(sfn.clone(), &machine));
+    let connected = api.ok(Who::Provider, "connectIcs", json!({"userId": PROVIDER, "url": ICLOUD})).await;
+    let source_id = connected["sourceId"].as_str().unwrap().to_owned();
+    let executions = || async { sfn.list_executions().state_machine_arn(&machine).send().await.unwrap().executions().len() };
+    assert_eq!(executions().await, 0, "connecting leaves the first poll to the schedule");
+
+    let resynced = api.ok(Who::Provider, "resyncIcs", json!({"userId": PROVIDER, "sourceId": source_id})).await;
+    assert_eq!(resynced["nextPollAt"], common::NOW, "due now");
+    assert_eq!(executions().await, 1);
+    // A refused resync starts nothing.
+    assert_err(api.call_as(Who::OtherProvider, "resyncIcs", json!({"userId": PROVIDER, "sourceId": source_id})).await, ErrorType::Forbidden);
+    assert_eq!(executions().await, 1);
+
+    let gone = "arn:aws:states:us-east-1:123456789012:stateMachine:not-there";
+    api.deps.polls = Some(cal_aws::StepFunctionsPollStarter::new(sfn.clone(), gone));
+    let resynced = api.ok(Who::Provider, "resyncIcs", json!({"userId": PROVIDER, "sourceId": source_id})).await;
+    assert_eq!(resynced["nextPollAt"], common::NOW, "still due: the schedule polls it");
+}

@@ -29,6 +29,7 @@ use aws_lambda_events::lambda_function_urls::{LambdaFunctionUrlRequest, LambdaFu
 use cal_core::ics_out::{self, EventInvite};
 use cal_core::time::Instant;
 use cal_store::feeds::{self, FeedVersion};
+use cal_aws::{ConfigError, Env};
 use cal_store::{FeedOwner, StoreError};
 use chrono::NaiveDate;
 use deadpool_postgres::Pool;
@@ -48,22 +49,6 @@ const FORMAT: u32 = 1;
 const SECS_PER_DAY: i64 = 86_400;
 /// A `Cache-Control` for answers nobody should keep.
 const NO_STORE: &str = "no-store";
-
-/// What can be wrong with the configuration; each names its variable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    /// A required variable is not set.
-    #[error("{0} is not set")]
-    Missing(&'static str),
-    /// A variable is set to something unusable.
-    #[error("{var} must be {expected}")]
-    Invalid {
-        /// The variable.
-        var: &'static str,
-        /// What it must be.
-        expected: &'static str,
-    },
-}
 
 /// The feed's settings: everything that shapes a body (and so its tag).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,51 +106,22 @@ pub struct Config {
 }
 
 impl Config {
-    /// From the process environment.
-    pub fn from_env() -> Result<Config, ConfigError> {
-        Config::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// From `lookup` (a test passes a map); an unusable value is an error
-    /// naming the variable.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    /// Reads it; a bad value is refused, naming the variable.
+    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
         let defaults = FeedSettings::default();
-        let days = |var: &'static str, default: u16| -> Result<u16, ConfigError> {
-            match lookup(var) {
-                None => Ok(default),
-                Some(v) => v
-                    .trim()
-                    .parse::<u16>()
-                    .ok()
-                    .filter(|d| *d <= MAX_DAYS)
-                    .ok_or(ConfigError::Invalid { var, expected: "a whole number of days from 0 to 3660" }),
-            }
-        };
-        let pool_size = match lookup("DB_POOL_SIZE") {
-            None => 2,
-            Some(v) => v
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=50).contains(n))
-                .ok_or(ConfigError::Invalid { var: "DB_POOL_SIZE", expected: "a whole number from 1 to 50" })?,
-        };
-        let calendar_name = match lookup("FEED_CALENDAR_NAME") {
-            None => defaults.calendar_name,
-            Some(n) if plain_name(&n) => n,
-            Some(_) => {
-                return Err(ConfigError::Invalid {
-                    var: "FEED_CALENDAR_NAME",
-                    expected: "a non-empty name without \\ ; , or control characters",
-                });
+        let name = |n: &str| {
+            if plain_name(n) {
+                Ok(n.to_owned())
+            } else {
+                Err("a non-empty name without \\ ; , or control characters".to_owned())
             }
         };
         Ok(Config {
-            pool_size,
+            pool_size: cal_aws::config::db_pool_size(env)?,
             feed: FeedSettings {
-                past_days: days("FEED_PAST_DAYS", defaults.past_days)?,
-                future_days: days("FEED_FUTURE_DAYS", defaults.future_days)?,
-                calendar_name,
+                past_days: env.in_range("FEED_PAST_DAYS", defaults.past_days, 0..=MAX_DAYS)?,
+                future_days: env.in_range("FEED_FUTURE_DAYS", defaults.future_days, 0..=MAX_DAYS)?,
+                calendar_name: env.parse_with("FEED_CALENDAR_NAME", defaults.calendar_name, name)?,
             },
         })
     }
@@ -406,17 +362,15 @@ mod tests {
 
     #[test]
     fn config_defaults_and_named_errors() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
-        };
-        let c = Config::from_lookup(env(&[])).unwrap();
+        let env = Env::from_pairs;
+        let c = Config::from_env(&env(&[])).unwrap();
         assert_eq!((c.feed.past_days, c.feed.future_days, c.pool_size), (30, 365, 2));
-        let e = Config::from_lookup(env(&[("DATABASE_URL", "x"), ("FEED_FUTURE_DAYS", "-1")])).unwrap_err();
+        let e = Config::from_env(&env(&[("DATABASE_URL", "x"), ("FEED_FUTURE_DAYS", "-1")])).unwrap_err();
         assert!(e.to_string().starts_with("FEED_FUTURE_DAYS must be"), "{e}");
-        let c = Config::from_lookup(env(&[("DATABASE_URL", "x"), ("FEED_PAST_DAYS", "0"), ("FEED_FUTURE_DAYS", "7")]))
+        let c = Config::from_env(&env(&[("DATABASE_URL", "x"), ("FEED_PAST_DAYS", "0"), ("FEED_FUTURE_DAYS", "7")]))
             .unwrap();
         assert_eq!((c.feed.past_days, c.feed.future_days), (0, 7));
-        let e = Config::from_lookup(env(&[("DATABASE_URL", "x"), ("FEED_CALENDAR_NAME", "Ana, studio")])).unwrap_err();
+        let e = Config::from_env(&env(&[("DATABASE_URL", "x"), ("FEED_CALENDAR_NAME", "Ana, studio")])).unwrap_err();
         assert!(e.to_string().starts_with("FEED_CALENDAR_NAME must be"), "{e}");
         assert!(plain_name("Ana's bookings (studio)") && !plain_name(" ") && !plain_name("a;b"));
     }

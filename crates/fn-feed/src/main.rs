@@ -1,24 +1,19 @@
-//! `fn-feed`: the personal ICS feed behind a Lambda Function URL. Reads its
-//! config and builds the pool once at cold start; each invocation borrows them.
+//! `fn-feed`: the personal ICS feed behind a Lambda Function URL. Config and
+//! pool are built once at cold start; each invocation borrows them.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
-use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest;
+use cal_aws::{Aws, Env, StartupError};
 use fn_feed::{Config, Deps, handle, system_clock};
-use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> Result<(), StartupError> {
     cal_aws::init_logging();
-    // As text, so the error names the variable rather than an enum variant.
-    let config = Config::from_env().map_err(|e| e.to_string())?;
-    let sdk = cal_aws::sdk::load().await;
-    // DATABASE_URL, or the Aurora secret named by DATABASE_SECRET_ARN.
-    let pool = cal_aws::database::pool(&sdk, config.pool_size).await?;
-    let deps = Deps { pool, feed: config.feed, clock: Arc::new(system_clock) };
-    let deps = &deps;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<LambdaFunctionUrlRequest>| async move {
-        Ok::<_, Error>(handle(deps, event.payload).await)
-    }))
-    .await
+    let env = Env::from_process();
+    let config = Config::from_env(&env)?;
+    let aws = Aws::load().await;
+    let deps = Deps { pool: aws.pool(&env, config.pool_size).await?, feed: config.feed, clock: Arc::new(system_clock) };
+    // Every request gets an HTTP answer (4xx/5xx included): never a function error.
+    cal_aws::serve(|request, _| async { Ok::<_, Infallible>(handle(&deps, request).await) }).await
 }

@@ -19,6 +19,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod fetch;
 
 use std::sync::Arc;
@@ -32,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+pub use config::Config;
 pub use fetch::{FetchError, FetchPolicy, Fetched, Fetcher, Refusal};
 
 /// Sources claimed by one `list_due` when the task names no limit.

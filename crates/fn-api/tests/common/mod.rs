@@ -56,6 +56,7 @@ pub fn deps_for(url: &str, clock: &Clock) -> Deps {
         clock: Arc::new(move || c.now()),
         cache: None,
         calendars: Default::default(),
+        polls: None,
     }
 }
 

@@ -16,7 +16,7 @@ use cal_core::availability::{BookingParams, WeekdayMask, WeeklyRule};
 use cal_core::holds::{HoldKind, HoldMode, HoldRequest, HoldRequestInput};
 use cal_core::ics_in::{ImportLimits, import};
 use cal_core::time::{Instant, LocalTime, Zone};
-use cal_store::{EventRecord, FeedToken, OrderEvent};
+use cal_store::{EventRecord, FeedToken};
 pub use cal_store::testing::TestDb;
 use fn_feed::{Deps, FeedSettings, handle};
 use serde_json::{Value, json};
@@ -85,7 +85,7 @@ impl Fixture {
         let now = self.clock.now();
         let req = self.request(start, end, HoldKind::Checkout, None);
         let hold = cal_store::create_hold(&self.db.client, &req, now).await.unwrap();
-        cal_store::apply_order_event(&mut self.db.client, &OrderEvent::Booked { hold_id: hold.hold_id }, now).await.unwrap()
+        cal_store::confirm_hold(&mut self.db.client, &hold.hold_id, now).await.unwrap()
     }
 
     /// Moves `event` (a reschedule hold, then `order.rescheduled`).
@@ -93,14 +93,12 @@ impl Fixture {
         let now = self.clock.now();
         let req = self.request(start, end, HoldKind::Reschedule, Some(&event.event_id));
         let hold = cal_store::create_hold(&self.db.client, &req, now).await.unwrap();
-        let order = OrderEvent::Rescheduled { event_id: event.event_id.clone(), hold_id: hold.hold_id };
-        cal_store::apply_order_event(&mut self.db.client, &order, now).await.unwrap()
+        cal_store::reschedule_event(&mut self.db.client, &event.event_id, &hold.hold_id, now).await.unwrap()
     }
 
     /// Cancels `event` (`order.cancelled`).
     pub async fn cancel(&mut self, event: &EventRecord) -> EventRecord {
-        let order = OrderEvent::Cancelled { event_id: event.event_id.clone() };
-        cal_store::apply_order_event(&mut self.db.client, &order, self.clock.now()).await.unwrap()
+        cal_store::cancel_event(&mut self.db.client, &event.event_id, self.clock.now()).await.unwrap()
     }
 
     /// `events/feed/get.json` for `token`, with `If-None-Match: tag` if given.

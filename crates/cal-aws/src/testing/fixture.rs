@@ -1,14 +1,12 @@
-//! What the cal-aws tests share: a fresh database per test, the provider
-//! fixture the events/ payloads name, outbox helpers.
-
-#![allow(dead_code)] // each test binary uses a different part
+//! What the AWS and event-driven functions' tests share: a fresh database
+//! per test, the provider fixture the events/ payloads name, outbox helpers.
 
 use std::path::PathBuf;
 
 use cal_core::holds::{HoldKind, HoldMode, HoldRequest, HoldRequestInput};
 use cal_core::{BookingParams, Instant, LocalTime, WeekdayMask, WeeklyRule, Zone};
-use cal_aws::EventBridgePublisher;
-use cal_aws::testing::{BusWithQueue, moto};
+use crate::EventBridgePublisher;
+use crate::testing::{BusWithQueue, moto};
 pub use cal_store::testing::TestDb;
 use serde_json::{Value, json};
 
@@ -17,6 +15,7 @@ pub const NOW: &str = "2030-03-01T00:00:00Z";
 pub const PROVIDER: &str = "prov-ana";
 pub const ROLE: &str = "photographer";
 
+/// The instant of an RFC 3339 text.
 pub fn at(s: &str) -> Instant {
     Instant::parse(s).unwrap()
 }
