@@ -31,7 +31,8 @@
 use std::time::{Duration, Instant as Timer};
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use cal_aws::cache::{CacheKey, FeasibilityCache, Source, cached_slots};
+use cal_aws::cache::{CacheKey, Source, VersionedCache};
+use cal_aws::testing::slots_through;
 use cal_aws::testing::{BusWithQueue, create_table, moto, unique};
 use cal_aws::{DynamoCache, EventBridgePublisher};
 use cal_core::{BookingParams, Instant, LocalTime, SlotQuery, SlotRange, StepMinutes, WeekdayMask, WeeklyRule, Zone};
@@ -177,7 +178,7 @@ async fn cache_vs_engine(sdk: &aws_config::SdkConfig, calls: usize) {
     let cache = DynamoCache::new(aws_sdk_dynamodb::Client::new(sdk), &table, 3600);
 
     // Fill the cache, check the hit, warm both paths up.
-    let (body, src) = cached_slots(&db.client, &cache, &query, now).await.unwrap();
+    let (body, src) = slots_through(&db.client, &cache, &query, now).await;
     assert_eq!(src, Source::Engine, "the first read computes");
     let answer = cal_store::slots(&db.client, &query, now).await.unwrap();
     println!(
@@ -188,19 +189,19 @@ async fn cache_vs_engine(sdk: &aws_config::SdkConfig, calls: usize) {
         body.len()
     );
     for _ in 0..10 {
-        let (b, src) = cached_slots(&db.client, &cache, &query, now).await.unwrap();
+        let (b, src) = slots_through(&db.client, &cache, &query, now).await;
         assert_eq!(src, Source::Cache, "a warm cache serves");
         assert_eq!(b, body);
         cal_store::slots(&db.client, &query, now).await.unwrap();
     }
 
-    let key = CacheKey::of(&query);
+    let key = CacheKey::slots(&query);
     let (mut hit, mut engine, mut engine_json, mut version, mut get) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut misses = 0;
     for _ in 0..calls {
         let t = Timer::now();
-        let (_, src) = cached_slots(&db.client, &cache, &query, now).await.unwrap();
+        let (_, src) = slots_through(&db.client, &cache, &query, now).await;
         hit.push(t.elapsed());
         if src != Source::Cache {
             misses += 1;
@@ -222,10 +223,10 @@ async fn cache_vs_engine(sdk: &aws_config::SdkConfig, calls: usize) {
         cal_store::outbox::version(&db.client, PROVIDER).await.unwrap();
         version.push(t.elapsed());
         let t = Timer::now();
-        FeasibilityCache::get(&cache, &key).await.unwrap().unwrap();
+        VersionedCache::get(&cache, &key).await.unwrap().unwrap();
         get.push(t.elapsed());
     }
-    let cached = summary("cached_slots (warm cache, hit)", &mut hit);
+    let cached = summary("slots through the cache (warm, hit)", &mut hit);
     let computed = summary("cal_store::slots (computed)", &mut engine);
     summary("cal_store::slots + to_string", &mut engine_json);
     println!("  of the hit:");

@@ -18,7 +18,6 @@ use std::future::Future;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use cal_core::{Instant, SlotQuery, StepMinutes};
-use cal_store::{Executor, StoreError};
 
 use crate::error::AwsError;
 
@@ -27,13 +26,13 @@ pub const TTL_ATTRIBUTE: &str = "expires_at";
 /// The partition key of every table here (a string).
 pub const KEY_ATTRIBUTE: &str = "id";
 
-/// A cached answer: JSON text, the version it was computed at, and until when
-/// it may be served.
+/// A cached answer: its text (the caller's serialized answer), the version it
+/// was computed at, and until when it may be served.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CachedEntry {
     /// `cal.provider_version` read before the answer was computed.
     pub version: i64,
-    /// The answer as JSON text.
+    /// The answer as stored (for the API: its JSON response shape).
     pub body: String,
     /// When it was computed.
     pub computed_at: Instant,
@@ -48,13 +47,14 @@ impl CachedEntry {
     }
 }
 
-/// A slot query's cache key: provider, role and the query window and shape.
+/// An entry's key: what was asked, without the provider's version (the
+/// entry carries that).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CacheKey(String);
 
 impl CacheKey {
-    /// The key of `query`.
-    pub fn of(query: &SlotQuery) -> Self {
+    /// A slot query: provider, role, window, duration and step.
+    pub fn slots(query: &SlotQuery) -> Self {
         let r = &query.range;
         let duration = r.duration_min().map_or_else(|| "-".to_owned(), |d| d.to_string());
         CacheKey(format!(
@@ -68,20 +68,9 @@ impl CacheKey {
         ))
     }
 
-    /// The key as stored.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// A reschedule candidate set's key: the event and the window.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct RescheduleKey(String);
-
-impl RescheduleKey {
-    /// The key for moving `event_id` within `[from, to)` on a `step` grid.
-    pub fn new(event_id: &str, from: Instant, to: Instant, step: StepMinutes) -> Self {
-        RescheduleKey(format!("resched#{event_id}#{}#{}#{}", from.unix(), to.unix(), step.get()))
+    /// The candidates for moving `event_id` within `[from, to)` on a `step` grid.
+    pub fn reschedule(event_id: &str, from: Instant, to: Instant, step: StepMinutes) -> Self {
+        CacheKey(format!("resched#{event_id}#{}#{}#{}", from.unix(), to.unix(), step.get()))
     }
 
     /// The key as stored.
@@ -90,30 +79,26 @@ impl RescheduleKey {
     }
 }
 
-/// Stores and reads slot answers by [`CacheKey`].
-pub trait FeasibilityCache: Sync {
+/// A cache of answers stamped with the provider's version: the one
+/// capability both the API (reads through it) and the rebuilder (fills it)
+/// need. What an answer looks like is the caller's business: the API stores
+/// its response shape, so a hit is served as it is.
+pub trait VersionedCache: Sync {
     /// The entry under `key`, if any (expired or not: the caller decides).
     fn get(&self, key: &CacheKey) -> impl Future<Output = Result<Option<CachedEntry>, AwsError>> + Send;
     /// Stores `entry` under `key`, replacing what was there.
     fn put(&self, key: &CacheKey, entry: &CachedEntry) -> impl Future<Output = Result<(), AwsError>> + Send;
     /// How long a new entry may be served, seconds.
     fn ttl_secs(&self) -> i64;
-}
 
-/// Stores and reads reschedule candidate sets by [`RescheduleKey`].
-pub trait RescheduleCandidateCache: Sync {
-    /// The entry under `key`, if any.
-    fn get(&self, key: &RescheduleKey) -> impl Future<Output = Result<Option<CachedEntry>, AwsError>> + Send;
-    /// Stores `entry` under `key`.
-    fn put(&self, key: &RescheduleKey, entry: &CachedEntry) -> impl Future<Output = Result<(), AwsError>> + Send;
-    /// How long a new entry may be served, seconds (short: candidates go
-    /// quickly).
-    fn ttl_secs(&self) -> i64;
+    /// An entry for `body`, computed at `now` from a calendar at `version`.
+    fn entry(&self, version: i64, body: String, now: Instant) -> CachedEntry {
+        CachedEntry { version, body, computed_at: now, expires_at: now.plus_secs(self.ttl_secs()) }
+    }
 }
 
 /// One DynamoDB table (`id` string key, TTL on `expires_at`) used as a
-/// versioned cache. The same type serves both caches, each with its own
-/// table and TTL.
+/// versioned cache.
 #[derive(Clone, Debug)]
 pub struct DynamoCache {
     client: Client,
@@ -176,23 +161,11 @@ pub(crate) fn string(item: &HashMap<String, AttributeValue>, name: &str) -> Opti
     item.get(name)?.as_s().ok().cloned()
 }
 
-impl FeasibilityCache for DynamoCache {
+impl VersionedCache for DynamoCache {
     async fn get(&self, key: &CacheKey) -> Result<Option<CachedEntry>, AwsError> {
         self.get_item(key.as_str()).await
     }
     async fn put(&self, key: &CacheKey, entry: &CachedEntry) -> Result<(), AwsError> {
-        self.put_item(key.as_str(), entry).await
-    }
-    fn ttl_secs(&self) -> i64 {
-        self.ttl_secs
-    }
-}
-
-impl RescheduleCandidateCache for DynamoCache {
-    async fn get(&self, key: &RescheduleKey) -> Result<Option<CachedEntry>, AwsError> {
-        self.get_item(key.as_str()).await
-    }
-    async fn put(&self, key: &RescheduleKey, entry: &CachedEntry) -> Result<(), AwsError> {
         self.put_item(key.as_str(), entry).await
     }
     fn ttl_secs(&self) -> i64 {
@@ -209,57 +182,30 @@ pub enum Source {
     Engine,
 }
 
-/// Bookable slots through the cache: a current entry (same provider version,
-/// not expired) is served; anything else — no entry, an older version, an
-/// expired entry, a cache that cannot be reached — falls back to
-/// `cal_store::slots` and stores the answer. The cache never fails a read.
-pub async fn cached_slots(
-    db: &impl Executor,
-    cache: &impl FeasibilityCache,
-    query: &SlotQuery,
+/// Reads through the cache: a current entry (the provider still at
+/// `version`, not expired) is served as stored; anything else (no entry, an
+/// older version, an expired entry, a cache that cannot be reached) runs
+/// `compute` and stores its answer. The cache never fails a read.
+///
+/// `version` must be read before `compute` runs (see the module comment).
+pub async fn read_through<E, Fut>(
+    cache: &impl VersionedCache,
+    key: &CacheKey,
+    version: i64,
     now: Instant,
-) -> Result<(String, Source), StoreError> {
-    // Read the version first: see the module comment.
-    let version = cal_store::outbox::version(db, &query.user_id).await?;
-    let key = CacheKey::of(query);
-    match cache.get(&key).await {
+    compute: impl FnOnce() -> Fut,
+) -> Result<(String, Source), E>
+where
+    Fut: Future<Output = Result<String, E>>,
+{
+    match cache.get(key).await {
         Ok(Some(entry)) if entry.serves(version, now) => return Ok((entry.body, Source::Cache)),
         Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "feasibility cache unreadable; asking the engine"),
+        Err(e) => tracing::warn!(error = %e, key = key.as_str(), "cache unreadable; computing the answer"),
     }
-    let answer = cal_store::slots(db, query, now).await?;
-    let body = serde_json::to_string(&answer).expect("slot answers serialize");
-    let entry = CachedEntry { version, body, computed_at: now, expires_at: now.plus_secs(cache.ttl_secs()) };
-    if let Err(e) = cache.put(&key, &entry).await {
-        tracing::warn!(error = %e, "feasibility cache not filled");
-    }
-    Ok((entry.body, Source::Engine))
-}
-
-/// Reschedule candidates of `event_id` through the cache, like
-/// [`cached_slots`] (stamped with the event's provider version).
-pub async fn cached_reschedule_candidates(
-    db: &impl Executor,
-    cache: &impl RescheduleCandidateCache,
-    event_id: &str,
-    from: Instant,
-    to: Instant,
-    step: StepMinutes,
-    now: Instant,
-) -> Result<(String, Source), StoreError> {
-    let event = cal_store::get_event(db, event_id).await?;
-    let version = cal_store::outbox::version(db, &event.user_id).await?;
-    let key = RescheduleKey::new(event_id, from, to, step);
-    match cache.get(&key).await {
-        Ok(Some(entry)) if entry.serves(version, now) => return Ok((entry.body, Source::Cache)),
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "reschedule cache unreadable; asking the engine"),
-    }
-    let answer = cal_store::reschedule_candidates(db, event_id, from, to, step, now).await?;
-    let body = serde_json::to_string(&answer).expect("slot answers serialize");
-    let entry = CachedEntry { version, body, computed_at: now, expires_at: now.plus_secs(cache.ttl_secs()) };
-    if let Err(e) = cache.put(&key, &entry).await {
-        tracing::warn!(error = %e, "reschedule cache not filled");
+    let entry = cache.entry(version, compute().await?, now);
+    if let Err(e) = cache.put(key, &entry).await {
+        tracing::warn!(error = %e, key = key.as_str(), "cache not filled");
     }
     Ok((entry.body, Source::Engine))
 }

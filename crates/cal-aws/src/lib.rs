@@ -8,9 +8,8 @@
 //! * [`sdk`]: one `SdkConfig` per process (rustls on ring; `AWS_ENDPOINT_URL`
 //!   is honoured, which is how the tests reach moto).
 //! * [`publisher`]: [`cal_store::EventPublisher`] on EventBridge PutEvents.
-//! * [`cache`]: the feasibility cache and the reschedule candidate sets in
-//!   DynamoDB, stamped with the provider version ([`FeasibilityCache`],
-//!   [`RescheduleCandidateCache`]).
+//! * [`cache`]: answers in DynamoDB, stamped with the provider version
+//!   ([`VersionedCache`]), and the one read-through rule.
 //! * [`idempotency`]: Powertools-style idempotency records in DynamoDB
 //!   ([`IdempotencyStore`]).
 //! * [`event`]: the EventBridge envelope and [`HandlerError`], shared by the
@@ -36,7 +35,7 @@ pub mod sdk;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use cache::{CacheKey, CachedEntry, DynamoCache, FeasibilityCache, RescheduleCandidateCache, RescheduleKey};
+pub use cache::{CacheKey, CachedEntry, DynamoCache, VersionedCache};
 pub use bootstrap::{Aws, StartupError, init_logging, serve};
 pub use config::{ConfigError, Env, EventBus};
 pub use event::{EventBridgeEvent, HandlerError};

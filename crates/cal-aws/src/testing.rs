@@ -170,3 +170,21 @@ pub async fn create_state_machine(sdk: &SdkConfig) -> String {
         .expect("create state machine")
         .state_machine_arn
 }
+
+/// Slots of `query` read through `cache` the way the API reads them (the
+/// provider's version first, then [`crate::cache::read_through`]), with
+/// the engine's own JSON as the stored body: for tests and benches of the
+/// cache's versioning, which do not care about the API's shape.
+pub async fn slots_through(
+    db: &impl cal_store::Executor,
+    cache: &impl crate::cache::VersionedCache,
+    query: &cal_core::SlotQuery,
+    now: cal_core::Instant,
+) -> (String, crate::cache::Source) {
+    let version = cal_store::outbox::version(db, &query.user_id).await.expect("provider version");
+    crate::cache::read_through(cache, &crate::cache::CacheKey::slots(query), version, now, || async {
+        Ok::<_, cal_store::StoreError>(serde_json::to_string(&cal_store::slots(db, query, now).await?).expect("answers serialize"))
+    })
+    .await
+    .expect("slots")
+}

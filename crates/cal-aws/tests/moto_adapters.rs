@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
-use cal_aws::cache::{CacheKey, Source, cached_slots};
+use cal_aws::cache::{CacheKey, Source};
+use cal_aws::testing::slots_through;
 use cal_aws::idempotency::{Claim, ClaimTimes, payload_hash};
 use cal_aws::testing::{create_table, moto};
-use cal_aws::{DynamoCache, DynamoIdempotencyStore, FeasibilityCache, IdempotencyError, IdempotencyStore, Idempotent, RunError};
+use cal_aws::{DynamoCache, DynamoIdempotencyStore, VersionedCache, IdempotencyError, IdempotencyStore, Idempotent, RunError};
 use cal_core::{SlotQuery, SlotRange, StepMinutes};
 use cal_store::{RelayOptions, relay_outbox};
 use cal_aws::testing::fixture::*;
@@ -133,12 +134,12 @@ async fn feasibility_cache_never_serves_a_stale_version() {
     let now = at(NOW);
     let q = monday_query();
 
-    let (first, src) = cached_slots(&db.client, &cache, &q, now).await.unwrap();
+    let (first, src) = slots_through(&db.client, &cache, &q, now).await;
     assert_eq!(src, Source::Engine);
     assert!(first.contains("2030-03-04T08:00:00Z"), "Monday 09:00 Berlin is a slot: {first}");
-    let (again, src) = cached_slots(&db.client, &cache, &q, now).await.unwrap();
+    let (again, src) = slots_through(&db.client, &cache, &q, now).await;
     assert_eq!((again.as_str(), src), (first.as_str(), Source::Cache));
-    let stored = FeasibilityCache::get(&cache, &CacheKey::of(&q)).await.unwrap().unwrap();
+    let stored = VersionedCache::get(&cache, &CacheKey::slots(&q)).await.unwrap().unwrap();
     assert_eq!(stored.expires_at, now.plus_secs(300), "TTL attribute written");
     assert_eq!(stored.version, cal_store::outbox::version(&db.client, PROVIDER).await.unwrap());
 
@@ -146,11 +147,11 @@ async fn feasibility_cache_never_serves_a_stale_version() {
     // entry is not served, the answer reflects the hold.
     let hold = hold_request("2030-03-04T08:00:00Z", "2030-03-04T09:00:00Z", cal_core::HoldKind::Checkout, None, "k1");
     cal_store::create_hold(&db.client, &hold, now).await.unwrap();
-    let (after, src) = cached_slots(&db.client, &cache, &q, now).await.unwrap();
+    let (after, src) = slots_through(&db.client, &cache, &q, now).await;
     assert_eq!(src, Source::Engine);
     assert!(!after.contains("\"start\":\"2030-03-04T08:00:00Z\""), "{after}");
 
     // An entry past its expiry is not served even if DynamoDB kept it.
-    let (_, src) = cached_slots(&db.client, &cache, &q, now.plus_secs(301)).await.unwrap();
+    let (_, src) = slots_through(&db.client, &cache, &q, now.plus_secs(301)).await;
     assert_eq!(src, Source::Engine);
 }

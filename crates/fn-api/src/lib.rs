@@ -11,11 +11,12 @@
 pub mod config;
 pub mod error;
 pub mod identity;
-mod out;
+pub mod out;
 
 use std::sync::Arc;
 
 use cal_core::holds::{HoldKind, HoldMode, HoldRequest, HoldRequestInput};
+use cal_aws::CacheKey;
 use cal_core::text::{Id, Label, Note, UrlText};
 use cal_core::{
     BookingParams, Combine, ErrorType, Exception, ExceptionKind, Instant, LocalTime, SlotQuery, SlotRange, StepMinutes,
@@ -459,16 +460,11 @@ async fn dispatch(deps: &Deps, caller: &Caller, field: Field, raw: Value) -> Res
             let range = SlotRange::new(instant("input.from", &q.from)?, instant("input.to", &q.to)?, q.duration_min, step("input.stepMin", q.step_min)?)
                 .map_err(|e| ApiError::validation(&format!("input.{}", camel(e.field())), e))?;
             let query = SlotQuery { user_id: q.user_id.into(), role_code: q.role_code.into(), range };
-            match &deps.cache {
-                Some(cache) => {
-                    let (body, _source) = cal_aws::cache::cached_slots(&**db, cache.as_ref(), &query, now).await.map_err(in_input)?;
-                    out::slot_page_from_json(&body).map_err(|e| {
-                        tracing::error!(error = %e, "cached slot answer unreadable");
-                        ApiError::new(ErrorType::Internal, "internal error")
-                    })
-                }
-                None => Ok(out::slot_page(&cal_store::slots(&**db, &query, now).await.map_err(in_input)?)),
-            }
+            let user_id = query.user_id.clone();
+            slot_page_through_cache(deps, &**db, CacheKey::slots(&query), &user_id, now, || async {
+                Ok(out::slot_page(&cal_store::slots(&**db, &query, now).await.map_err(in_input)?))
+            })
+            .await
         }
         Field::CommonSlots => {
             let a: WithInput<CommonQueryArgs> = args(raw)?;
@@ -492,17 +488,10 @@ async fn dispatch(deps: &Deps, caller: &Caller, field: Field, raw: Value) -> Res
             let event = cal_store::get_event(&**db, &a.event_id).await?;
             visible(caller.may_see(&event.user_id, event.customer_id.as_deref()), "event", &a.event_id)?;
             let (from, to, step) = (instant("from", &a.from)?, instant("to", &a.to)?, step("stepMin", a.step_min)?);
-            match &deps.cache {
-                Some(cache) => {
-                    let (body, _source) =
-                        cal_aws::cache::cached_reschedule_candidates(&**db, cache.as_ref(), &a.event_id, from, to, step, now).await?;
-                    out::slot_page_from_json(&body).map_err(|e| {
-                        tracing::error!(error = %e, "cached candidates unreadable");
-                        ApiError::new(ErrorType::Internal, "internal error")
-                    })
-                }
-                None => Ok(out::slot_page(&cal_store::reschedule_candidates(&**db, &a.event_id, from, to, step, now).await?)),
-            }
+            slot_page_through_cache(deps, &**db, CacheKey::reschedule(&a.event_id, from, to, step), &event.user_id, now, || async {
+                Ok(out::slot_page(&cal_store::reschedule_candidates(&**db, &a.event_id, from, to, step, now).await?))
+            })
+            .await
         }
         Field::Hold => {
             let a: IdArgs = args(raw)?;
@@ -695,6 +684,33 @@ async fn dispatch(deps: &Deps, caller: &Caller, field: Field, raw: Value) -> Res
             Ok(json!(cal_store::feeds::revoke_feed(&mut **db, user_id, now).await?))
         }
     }
+}
+
+/// A `SlotPage` through the DynamoDB cache when one is configured: the
+/// provider's version is read first, then a current entry is served as
+/// stored, else `compute` runs and its page is stored. Without a cache,
+/// `compute` alone.
+async fn slot_page_through_cache<Fut>(
+    deps: &Deps,
+    db: &impl cal_store::Executor,
+    key: CacheKey,
+    provider: &str,
+    now: Instant,
+    compute: impl FnOnce() -> Fut,
+) -> Result<Value, ApiError>
+where
+    Fut: std::future::Future<Output = Result<Value, ApiError>>,
+{
+    let Some(cache) = &deps.cache else { return compute().await };
+    let version = cal_store::outbox::version(db, provider).await?;
+    let (body, _source) = cal_aws::cache::read_through(cache.as_ref(), &key, version, now, || async {
+        Ok::<_, ApiError>(compute().await?.to_string())
+    })
+    .await?;
+    serde_json::from_str(&body).map_err(|e| {
+        tracing::error!(error = %e, key = key.as_str(), "cached page unreadable");
+        ApiError::new(ErrorType::Internal, "internal error")
+    })
 }
 
 /// A store failure for a field whose arguments sit in `input`.

@@ -4,7 +4,7 @@
 
 #![forbid(unsafe_code)]
 
-use cal_aws::cache::{CacheKey, CachedEntry, FeasibilityCache};
+use cal_aws::cache::{CacheKey, VersionedCache};
 use cal_aws::{ConfigError, Env, EventBridgeEvent, HandlerError};
 use cal_core::{Instant, SlotQuery, SlotRange, StepMinutes};
 use cal_store::Executor;
@@ -45,7 +45,7 @@ pub struct RebuildOptions {
 /// version.
 pub async fn rebuild_cache(
     pool: &Pool,
-    cache: &impl FeasibilityCache,
+    cache: &impl VersionedCache,
     opts: RebuildOptions,
     now: Instant,
     event: Value,
@@ -102,7 +102,7 @@ pub fn near_term_queries(user_id: &str, role_code: &str, now: Instant, days: u32
 /// the whole job.
 pub async fn rebuild_near_term(
     db: &impl Executor,
-    cache: &impl FeasibilityCache,
+    cache: &impl VersionedCache,
     user_id: &str,
     now: Instant,
     days: u32,
@@ -115,9 +115,9 @@ pub async fn rebuild_near_term(
     for role in &roles {
         for query in near_term_queries(user_id, role, now, days) {
             let answer = cal_store::slots(db, &query, now).await?;
-            let body = serde_json::to_string(&answer).expect("slot answers serialize");
-            let entry = CachedEntry { version, body, computed_at: now, expires_at: now.plus_secs(cache.ttl_secs()) };
-            cache.put(&CacheKey::of(&query), &entry).await?;
+            // The API's response shape, so the API serves a hit as it is.
+            let entry = cache.entry(version, fn_api::out::slot_page(&answer).to_string(), now);
+            cache.put(&CacheKey::slots(&query), &entry).await?;
             written += 1;
         }
     }

@@ -2,7 +2,7 @@
 //! Postgres and moto.
 
 use cal_aws::DynamoCache;
-use cal_aws::cache::{Source, cached_slots};
+use cal_aws::cache::{CacheKey, Source, read_through};
 use cal_aws::testing::fixture::*;
 use cal_aws::testing::{create_table, moto};
 use fn_cache_rebuilder::{RebuildOptions, near_term_queries, rebuild_cache};
@@ -21,8 +21,18 @@ async fn cache_rebuilder_warms_the_near_term_cache() {
     assert_eq!((out["user_id"].as_str(), out["entries"].as_u64()), (Some(PROVIDER), Some(7)));
     // Reads of those windows now hit the cache.
     let monday = &near_term_queries(PROVIDER, ROLE, now, 7)[3];
-    let (_, src) = cached_slots(&db.client, &cache, monday, now).await.unwrap();
+    let version = cal_store::outbox::version(&db.client, PROVIDER).await.unwrap();
+    let (body, src) = read_through(&cache, &CacheKey::slots(monday), version, now, || async {
+        Err::<String, _>("a warmed window must not be computed again")
+    })
+    .await
+    .unwrap();
     assert_eq!(src, Source::Cache);
+    // Stored in the API's response shape: served as it is.
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let computed = fn_api::out::slot_page(&cal_store::slots(&db.client, monday, now).await.unwrap());
+    assert_eq!(page, computed);
+    assert!(page["slots"][0].get("startLocal").is_some(), "{page}");
     // An order event finds the provider through its hold.
     let out = rebuild_cache(&pool, &cache, opts, now, event("cache-rebuilder/fn-cache-rebuilder.order-booked.json", Some(&fx))).await.unwrap();
     assert_eq!(out["user_id"], PROVIDER);
