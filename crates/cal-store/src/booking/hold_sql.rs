@@ -73,6 +73,49 @@ impl WriteSwitches {
             | usize::from(self.loser_answer) << 1
             | usize::from(self.customer_limit)
     }
+
+    /// The statement's golden file's name, e.g. `hold_write-try_lock-mark_ran_out`: the
+    /// lock, then each switch that is on.
+    #[cfg(test)]
+    pub(crate) fn name(self) -> String {
+        let mut name = String::from(match self.lock {
+            ProviderLock::Try => "hold_write-try_lock",
+            ProviderLock::Queue => "hold_write-queue_lock",
+        });
+        for (on, part) in
+            [(self.mark_ran_out, "-mark_ran_out"), (self.loser_answer, "-loser_answer"), (self.customer_limit, "-customer_limit")]
+        {
+            if on {
+                name.push_str(part);
+            }
+        }
+        name
+    }
+}
+
+impl WriteSwitches {
+    /// What the statement does, in a sentence (the golden file's header).
+    #[cfg(test)]
+    pub(crate) fn description(self) -> String {
+        let mut parts = vec![match self.lock {
+            ProviderLock::Try => "The hold write: tries the provider's lock (finding it taken, waits for its holder and loses)".to_owned(),
+            ProviderLock::Queue => "The hold write: queues for the provider's lock".to_owned(),
+        }];
+        if self.customer_limit {
+            let since = 17 + if self.mark_ran_out { 2 } else { 0 } + if self.loser_answer { 3 } else { 0 };
+            parts.push(format!(
+                "first takes the customer's lock and counts their holds since ${since}, writing nothing at ${} or more",
+                since + 1
+            ));
+        }
+        if self.mark_ran_out {
+            parts.push("marks the holds $17 that ran out expired, with their outbox rows ($18)".to_owned());
+        }
+        if self.loser_answer {
+            parts.push("when the version had moved, brings the key and busy time as a loser's answer".to_owned());
+        }
+        format!("{}.", parts.join("; "))
+    }
 }
 
 /// The statements of `create_hold`.
@@ -257,11 +300,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_combination_of_switches_has_its_own_place() {
+    fn every_combination_of_switches_has_its_own_place_and_name() {
         let all: Vec<WriteSwitches> = WriteSwitches::all().collect();
         for (i, switches) in all.iter().enumerate() {
             assert_eq!(switches.index(), i, "{switches:?}");
         }
+        let mut names: Vec<String> = all.iter().map(|s| s.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), 16);
         let sql = HoldStatements::get();
         let limited = WriteSwitches { lock: ProviderLock::Queue, mark_ran_out: false, loser_answer: false, customer_limit: true };
         assert!(sql.write(limited).contains("cal.lock_customer_holds_since"));

@@ -64,3 +64,40 @@ pub const EVENT_RESCHEDULED: &str = "cal.event.rescheduled";
 /// `cal.event.cancelled`
 pub const EVENT_CANCELLED: &str = "cal.event.cancelled";
 
+/// Every statement booking assembles in code, each combination of its
+/// switches: `(file name, what it is, statement)`, for the golden files
+/// (`crate::golden_sql`).
+#[cfg(test)]
+pub(crate) fn golden_statements() -> Vec<(String, String, String)> {
+    use hold_sql::{ENSURE_VERSION_SQL, HoldStatements, WriteSwitches};
+    let sql = HoldStatements::get();
+    let mut all = vec![
+        (
+            "calendar_load",
+            "A provider's calendar for a slot query (load_calendar): version, rules, exceptions, busy time.",
+            crate::calendar::load_sql().to_owned(),
+        ),
+        (
+            "hold_first_read",
+            "A hold's first read: version, rules, exceptions, the hold of the key $6 and, unless there is one, the busy time.",
+            sql.first_read.clone(),
+        ),
+        (
+            "hold_loser_read",
+            "A losing hold's read: the hold of the key $6 and, unless there is one, the busy time.",
+            sql.loser_read.clone(),
+        ),
+        (
+            "hold_version_and_key",
+            "The provider's version and the hold of the key $2, in one snapshot (checks a cached calendar).",
+            sql.version_and_key.clone(),
+        ),
+        ("hold_ensure_version", "Creates a provider's version row (version 0) if it has none.", ENSURE_VERSION_SQL.to_owned()),
+        ("hold_sweep", "The sweeper: marks up to $2 holds that ran out by $1 expired.", sweep::sweep_sql()),
+    ]
+    .into_iter()
+    .map(|(name, description, sql)| (name.to_owned(), description.to_owned(), sql))
+    .collect::<Vec<_>>();
+    all.extend(WriteSwitches::all().map(|s| (s.name(), s.description(), sql.write(s).to_owned())));
+    all
+}
