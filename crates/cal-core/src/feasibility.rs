@@ -106,6 +106,41 @@ impl HoldStatus {
             HoldStatus::Expired => "expired",
         }
     }
+
+    /// The status in effect at `now` of a hold stored as `self` that
+    /// expires at `expires_at` (SEMANTICS.md §3): an `active` hold whose
+    /// expiry has come (`expires_at <= now`) is `expired`, sweeper or not,
+    /// so a hold that expires exactly at `now` is already free time.
+    ///
+    /// The one statement of that rule. Busy time ([`HoldBusy::blocks_at`]),
+    /// the state machine ([`crate::holds::conversion`],
+    /// [`crate::holds::release`]) and the store (its records, its calendar
+    /// cache, the holds a booking write marks, the sweeper) all ask it or
+    /// [`HoldStatus::ran_out_unmarked`]; where SQL must say it, it says
+    /// [`hold_ran_out_sql`], kept next to this so the two change together.
+    pub fn at(self, expires_at: Instant, now: Instant) -> HoldStatus {
+        match self {
+            HoldStatus::Active if expires_at <= now => HoldStatus::Expired,
+            status => status,
+        }
+    }
+
+    /// Stored `active`, but expired at `now` ([`HoldStatus::at`]): free
+    /// time that is still to be marked `expired`, by the sweeper or by the
+    /// next booking write of its provider.
+    pub fn ran_out_unmarked(self, expires_at: Instant, now: Instant) -> bool {
+        self == HoldStatus::Active && self.at(expires_at, now) == HoldStatus::Expired
+    }
+}
+
+/// [`HoldStatus::ran_out_unmarked`] as a SQL predicate over a row of
+/// `cal.hold` (its columns `status` and `expires_at`), `now` being an SQL
+/// expression for the instant (a parameter such as `$1`):
+/// `status = 'active' and expires_at <= $1`. The store builds every
+/// statement that marks or sweeps expired holds with it; its tests check
+/// that Postgres and [`HoldStatus::at`] agree at the boundary.
+pub fn hold_ran_out_sql(now: &str) -> String {
+    format!("status = 'active' and expires_at <= {now}")
 }
 
 /// A booked event as far as busy time is concerned.
@@ -131,7 +166,7 @@ impl HoldBusy {
     /// Active and not yet expired at `now`: a hold expiring exactly at `now`
     /// is already free, sweeper or not (SEMANTICS.md §3).
     pub fn blocks_at(&self, now: Instant) -> bool {
-        self.status == HoldStatus::Active && self.expires_at > now
+        self.status.at(self.expires_at, now) == HoldStatus::Active
     }
 }
 
@@ -598,6 +633,23 @@ mod tests {
 
     fn at(s: &str) -> Instant {
         Instant::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_hold_that_expires_exactly_now_is_expired_and_free() {
+        let expires = at("2026-03-01T12:10:00Z");
+        let before = at("2026-03-01T12:09:59Z");
+        let (active, released) = (HoldStatus::Active, HoldStatus::Released);
+        assert_eq!(active.at(expires, before), HoldStatus::Active);
+        assert_eq!(active.at(expires, expires), HoldStatus::Expired, "SEMANTICS.md §3: expiring at now is free");
+        assert!(active.ran_out_unmarked(expires, expires) && !active.ran_out_unmarked(expires, before));
+        // Only an active hold changes with time.
+        assert_eq!(released.at(expires, expires), HoldStatus::Released);
+        assert!(!HoldStatus::Expired.ran_out_unmarked(expires, expires));
+        let iv = Interval::new(at("2026-03-02T10:00:00Z"), at("2026-03-02T11:00:00Z")).unwrap();
+        let hold = HoldBusy { hold_id: "h".into(), user_id: "u".into(), interval: iv, expires_at: expires, status: active };
+        assert!(hold.blocks_at(before) && !hold.blocks_at(expires));
+        assert_eq!(hold_ran_out_sql("$12"), "status = 'active' and expires_at <= $12");
     }
 
     #[test]

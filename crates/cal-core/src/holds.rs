@@ -232,9 +232,10 @@ pub enum Conversion {
 
 /// The conversion decision for a hold in `status` expiring at `expires_at`.
 pub fn conversion(hold_id: &str, status: HoldStatus, expires_at: Instant, now: Instant) -> Result<Conversion, BookingError> {
-    match status {
-        HoldStatus::Active if expires_at > now => Ok(Conversion::Proceed),
-        HoldStatus::Active | HoldStatus::Expired => Err(BookingError::HoldExpired { hold_id: hold_id.to_owned() }),
+    // The status in effect: an active hold whose time ran out is expired.
+    match status.at(expires_at, now) {
+        HoldStatus::Active => Ok(Conversion::Proceed),
+        HoldStatus::Expired => Err(BookingError::HoldExpired { hold_id: hold_id.to_owned() }),
         HoldStatus::Released => Err(BookingError::HoldReleased { hold_id: hold_id.to_owned() }),
         HoldStatus::Converted => Ok(Conversion::AlreadyConverted),
     }
@@ -243,10 +244,10 @@ pub fn conversion(hold_id: &str, status: HoldStatus, expires_at: Instant, now: I
 /// Whether a hold may be released: active ones are, released ones already
 /// are (idempotent); converted or expired ones cannot be.
 pub fn release(hold_id: &str, status: HoldStatus, expires_at: Instant, now: Instant) -> Result<bool, BookingError> {
-    match status {
-        HoldStatus::Active if expires_at > now => Ok(true),
+    match status.at(expires_at, now) {
+        HoldStatus::Active => Ok(true),
         HoldStatus::Released => Ok(false),
-        HoldStatus::Active | HoldStatus::Expired => Err(BookingError::HoldExpired { hold_id: hold_id.to_owned() }),
+        HoldStatus::Expired => Err(BookingError::HoldExpired { hold_id: hold_id.to_owned() }),
         HoldStatus::Converted => Err(BookingError::Validation {
             field: "hold_id",
             reason: format!("hold {hold_id} is already booked; cancel the event instead"),

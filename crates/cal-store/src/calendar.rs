@@ -85,7 +85,7 @@ const READ_COLUMNS: [(&str, &str); 29] = [
 /// null, then `rest` (`from ...`). The first branch (`typed`) casts its
 /// nulls and names its columns; the others follow its types and names.
 /// `lead` is columns of a statement's own before them (`""` for a read).
-pub(crate) fn branch(lead: &str, kind: &str, columns: &str, rest: &str, typed: bool) -> String {
+pub(crate) fn union_branch(lead: &str, kind: &str, columns: &str, rest: &str, typed: bool) -> String {
     let given: Vec<(&str, &str)> = columns
         .split(',')
         .map(|item| {
@@ -130,7 +130,7 @@ pub(crate) struct ReadShape {
 
 /// A read but for its first row, to build a statement on: the `bounds`
 /// CTE and the `union all` branches after the first, each with `lead`
-/// ([`branch`]). Every row of them also needs `gate` (a condition; `true`
+/// ([`union_branch`]). Every row of them also needs `gate` (a condition; `true`
 /// for a plain read).
 pub(crate) struct ReadParts {
     bounds: String,
@@ -145,8 +145,8 @@ impl ReadParts {
         let mut branches = Vec::new();
         if shape.rules {
             let rules = format!("from cal.weekly_rule where user_id = $1::text and role_code = $2::text and {gate}");
-            branches.push(branch(lead, "r", RULE_COLUMNS, &rules, false));
-            branches.push(branch(
+            branches.push(union_branch(lead, "r", RULE_COLUMNS, &rules, false));
+            branches.push(union_branch(
                 lead,
                 "c",
                 EXCEPTION_COLUMNS,
@@ -156,23 +156,23 @@ impl ReadParts {
             ));
         }
         if shape.keyed {
-            branches.push(branch(lead, "k", hold_record, &format!("{key} and {gate}"), false));
+            branches.push(union_branch(lead, "k", hold_record, &format!("{key} and {gate}"), false));
         }
-        branches.push(branch(
+        branches.push(union_branch(
             lead,
             "e",
             EVENT_COLUMNS,
             &format!("from cal.event, bounds where user_id = $1::text and status = 'confirmed' and {overlaps}"),
             false,
         ));
-        branches.push(branch(
+        branches.push(union_branch(
             lead,
             "h",
             hold_record,
             &format!("from cal.hold, bounds where user_id = $1::text and status = 'active' and {overlaps}"),
             false,
         ));
-        branches.push(branch(
+        branches.push(union_branch(
             lead,
             "x",
             EXTERNAL_COLUMNS,
@@ -183,7 +183,7 @@ impl ReadParts {
     }
 
     /// The statement's end from its last CTE on: `bounds as (...)`, then
-    /// `first` (a typed [`branch`]), the other branches and their order.
+    /// `first` (a typed [`union_branch`]), the other branches and their order.
     pub(crate) fn finish(&self, first: &str) -> String {
         format!(
             "{}
@@ -216,13 +216,13 @@ impl ReadParts {
 /// row instead. The overlap tests use the expression of the exclusion
 /// constraints, so the planner can answer them from those GiST indexes.
 pub(crate) fn read_sql(shape: ReadShape, hold_record: &str) -> String {
-    let version = branch("", "v", "(select version from cal.provider_version where user_id = $1::text) as version", "", true);
+    let version = union_branch("", "v", "(select version from cal.provider_version where user_id = $1::text) as version", "", true);
     format!("with {}", ReadParts::new(shape, hold_record, "true", "").finish(&version))
 }
 
 /// `sql` with each parameter `$n` renumbered `$map(n)`, so that a read's
 /// parts can join a statement whose parameters are numbered otherwise.
-pub(crate) fn renumber(sql: &str, map: impl Fn(usize) -> usize) -> String {
+pub(crate) fn renumber_params(sql: &str, map: impl Fn(usize) -> usize) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut rest = sql;
     while let Some(at) = rest.find('$') {
@@ -242,16 +242,16 @@ pub(crate) fn renumber(sql: &str, map: impl Fn(usize) -> usize) -> String {
 /// The rows of a read ([`read_sql`]) sorted by kind: the version, the
 /// calendar they make (rules, exceptions, busy time), and, kept as rows,
 /// the busy rows and the key's hold.
-pub(crate) struct Read {
+pub(crate) struct CalendarSnapshot {
     pub(crate) version: Option<i64>,
     pub(crate) calendar: ProviderCalendar,
     pub(crate) busy: Vec<Row>,
     pub(crate) key: Vec<Row>,
 }
 
-impl Read {
+impl CalendarSnapshot {
     pub(crate) fn from_rows(rows: Vec<Row>) -> Result<Self, StoreError> {
-        let mut read = Read { version: None, calendar: ProviderCalendar::default(), busy: Vec::with_capacity(rows.len()), key: Vec::new() };
+        let mut read = CalendarSnapshot { version: None, calendar: ProviderCalendar::default(), busy: Vec::with_capacity(rows.len()), key: Vec::new() };
         for row in rows {
             match row.try_get::<_, &str>("row_kind")? {
                 "v" => read.version = row.try_get("version")?,
@@ -299,10 +299,15 @@ impl<'a> CalendarParams<'a> {
 
 /// Runs a read (`sql`, one of [`read_sql`]'s; keyed if `key` is given) over
 /// `p`.
-pub(crate) async fn read(db: &impl Executor, sql: &str, p: &CalendarParams<'_>, key: Option<&String>) -> Result<Read, StoreError> {
+pub(crate) async fn read_snapshot(
+    db: &impl Executor,
+    sql: &str,
+    p: &CalendarParams<'_>,
+    key: Option<&String>,
+) -> Result<CalendarSnapshot, StoreError> {
     let all: [&(dyn ToSql + Sync); 6] = [&p.user_id, &p.role_code, &p.from, &p.to, &p.duration, &key];
     let statement = db.prepare(sql).await?;
-    Read::from_rows(db.query_prepared(&statement, &all[..if key.is_some() { 6 } else { 5 }]).await?)
+    CalendarSnapshot::from_rows(db.query_prepared(&statement, &all[..if key.is_some() { 6 } else { 5 }]).await?)
 }
 
 /// Sorts the busy rows of a read (`e`, `h`, `x`) into the calendar.
@@ -338,10 +343,14 @@ pub async fn load_calendar(
     to: Instant,
     duration_min: Option<u32>,
 ) -> Result<ProviderCalendar, StoreError> {
-    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let sql = SQL.get_or_init(|| read_sql(ReadShape { keyed: false, rules: true }, HOLD_COLUMNS));
     let params = CalendarParams::new(user_id, role_code, from, to, duration_min)?;
-    Ok(read(db, sql, &params, None).await?.calendar)
+    Ok(read_snapshot(db, load_sql(), &params, None).await?.calendar)
+}
+
+/// The statement of [`load_calendar`]: a [`read_sql`] without a key.
+pub(crate) fn load_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| read_sql(ReadShape { keyed: false, rules: true }, HOLD_COLUMNS))
 }
 
 /// Bookable slots of one provider (SEMANTICS.md §4): [`load_calendar`] then
@@ -388,16 +397,16 @@ mod tests {
     fn renumber_maps_whole_parameter_numbers_only() {
         let sql = "where a = $1 and b = $10 and c = $3::int and d = '$' and e = $";
         assert_eq!(
-            renumber(sql, |n| n + 16),
+            renumber_params(sql, |n| n + 16),
             "where a = $17 and b = $26 and c = $19::int and d = '$' and e = $"
         );
     }
 
     #[test]
     fn every_branch_has_every_column_in_order() {
-        let typed = branch("", "r", RULE_COLUMNS, "from cal.weekly_rule", true);
+        let typed = union_branch("", "r", RULE_COLUMNS, "from cal.weekly_rule", true);
         assert!(typed.starts_with("select  'r' as row_kind, null::int8 as version, (rule_id)::text as rule_id,"), "{typed}");
-        let plain = branch("null,", "x", EXTERNAL_COLUMNS, "from cal.external_event", false);
+        let plain = union_branch("null,", "x", EXTERNAL_COLUMNS, "from cal.external_event", false);
         // After the lead, after row_kind, and between the columns.
         assert_eq!(plain.matches(", ").count(), 1 + READ_COLUMNS.len(), "{plain}");
         assert!(plain.ends_with("source_id || '/' || uid || '/' || recurrence_id from cal.external_event"), "{plain}");
@@ -406,6 +415,6 @@ mod tests {
     #[test]
     #[should_panic(expected = "a read has no column nope")]
     fn a_column_a_read_lacks_is_refused_when_the_sql_is_built() {
-        branch("", "r", "rule_id, nope", "", false);
+        union_branch("", "r", "rule_id, nope", "", false);
     }
 }

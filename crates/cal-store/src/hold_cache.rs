@@ -67,14 +67,14 @@ impl Span {
 
 /// A calendar as of a provider version.
 #[derive(Clone, Debug)]
-pub(crate) struct Cached {
+pub(crate) struct CachedCalendar {
     pub(crate) version: i64,
     pub(crate) span: Span,
     pub(crate) calendar: ProviderCalendar,
 }
 
 struct Entry {
-    cached: Cached,
+    cached: CachedCalendar,
     at: Clock,
 }
 
@@ -129,7 +129,7 @@ impl CalendarCache {
     /// The calendar cached for `req`'s provider and role, if it is fresh,
     /// covers the request and has no hold that ran out at `now` still marked
     /// active.
-    pub(crate) fn get(&self, req: &HoldRequest, now: Instant) -> Option<Cached> {
+    pub(crate) fn get(&self, req: &HoldRequest, now: Instant) -> Option<CachedCalendar> {
         let key = (req.user_id.clone(), req.role_code.clone());
         let mut entries = self.lock();
         let entry = entries.get(&key)?;
@@ -138,13 +138,13 @@ impl CalendarCache {
             return None;
         }
         let c = &entry.cached;
-        let due = c.calendar.holds.iter().any(|h| h.status == HoldStatus::Active && h.expires_at <= now);
+        let due = c.calendar.holds.iter().any(|h| h.status.ran_out_unmarked(h.expires_at, now));
         (c.span.covers(req) && !due).then(|| c.clone())
     }
 
     /// Records `cached` for `user_id`/`role_code`, fresh from now, unless
     /// the entry there is of a newer version.
-    pub(crate) fn put(&self, user_id: &str, role_code: &str, cached: Cached) {
+    pub(crate) fn put(&self, user_id: &str, role_code: &str, cached: CachedCalendar) {
         let mut entries = self.lock();
         let key = (user_id.to_owned(), role_code.to_owned());
         if entries.get(&key).is_some_and(|e| e.cached.version > cached.version) {
@@ -173,7 +173,7 @@ impl CalendarCache {
 
 /// `calendar` after a write that marked the holds `expired` expired and
 /// added `hold`.
-pub(crate) fn with_hold(mut calendar: ProviderCalendar, expired: &[&str], hold: HoldBusy) -> ProviderCalendar {
+pub(crate) fn with_written_hold(mut calendar: ProviderCalendar, expired: &[&str], hold: HoldBusy) -> ProviderCalendar {
     for h in calendar.holds.iter_mut().filter(|h| expired.contains(&h.hold_id.as_str())) {
         h.status = HoldStatus::Expired;
     }
@@ -182,7 +182,7 @@ pub(crate) fn with_hold(mut calendar: ProviderCalendar, expired: &[&str], hold: 
 }
 
 /// A hold as its provider's calendar shows it.
-pub(crate) fn busy(hold_id: &str, user_id: &str, interval: Interval, expires_at: Instant) -> HoldBusy {
+pub(crate) fn hold_busy(hold_id: &str, user_id: &str, interval: Interval, expires_at: Instant) -> HoldBusy {
     HoldBusy {
         hold_id: hold_id.to_owned(),
         user_id: user_id.to_owned(),
@@ -204,8 +204,8 @@ mod tests {
         crate::testing::checkout(user, "photographer", at(start), at(end), "k")
     }
 
-    fn cached(req: &HoldRequest, holds: Vec<HoldBusy>) -> Cached {
-        Cached { version: 7, span: Span::widened(req), calendar: ProviderCalendar { holds, ..Default::default() } }
+    fn cached(req: &HoldRequest, holds: Vec<HoldBusy>) -> CachedCalendar {
+        CachedCalendar { version: 7, span: Span::widened(req), calendar: ProviderCalendar { holds, ..Default::default() } }
     }
 
     #[test]
@@ -234,20 +234,20 @@ mod tests {
     #[test]
     fn an_entry_with_a_hold_that_ran_out_unmarked_is_not_used() {
         let req = request("p", "2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z");
-        let hold = busy("h1", "p", Interval::new(at("2026-03-02T12:00:00Z"), at("2026-03-02T13:00:00Z")).unwrap(), at("2026-03-01T00:15:00Z"));
+        let hold = hold_busy("h1", "p", Interval::new(at("2026-03-02T12:00:00Z"), at("2026-03-02T13:00:00Z")).unwrap(), at("2026-03-01T00:15:00Z"));
         let cache = CalendarCache::default();
         cache.put("p", "photographer", cached(&req, vec![hold.clone()]));
         assert!(cache.get(&req, at("2026-03-01T00:14:59Z")).is_some());
         assert!(cache.get(&req, at("2026-03-01T00:15:00Z")).is_none());
         // Once marked expired by a write, it no longer stands in the way.
-        let calendar = with_hold(ProviderCalendar { holds: vec![hold], ..Default::default() }, &["h1"], busy(
+        let calendar = with_written_hold(ProviderCalendar { holds: vec![hold], ..Default::default() }, &["h1"], hold_busy(
             "h2",
             "p",
             req.interval,
             at("2026-03-01T00:30:00Z"),
         ));
         assert_eq!(calendar.holds[0].status, HoldStatus::Expired);
-        cache.put("p", "photographer", Cached { version: 8, span: Span::widened(&req), calendar });
+        cache.put("p", "photographer", CachedCalendar { version: 8, span: Span::widened(&req), calendar });
         assert!(cache.get(&req, at("2026-03-01T00:15:00Z")).is_some());
     }
 

@@ -36,6 +36,8 @@ pub mod rows;
 pub mod rules;
 pub mod sources;
 pub mod tls;
+#[cfg(test)]
+mod golden_sql;
 #[cfg(feature = "testing")]
 pub mod testing;
 
