@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cal_core::Instant;
+use cal_core::{ErrorType, Instant};
 use cal_store::{EventPublisher, OrderEvent, RelayError, RelayOptions, RelayReport, StoreError};
 use deadpool_postgres::Pool;
 use serde::Deserialize;
@@ -32,7 +32,7 @@ pub struct EventBridgeEvent {
     pub detail: Value,
 }
 
-/// A failed invocation. [`HandlerError::code`] is the `errorType` the
+/// A failed invocation. [`HandlerError::error_type`] is the `errorType` the
 /// binaries report; the Display is safe to log and carries no secrets.
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
@@ -59,16 +59,16 @@ pub enum HandlerError {
 
 impl HandlerError {
     /// The stable error type (`VALIDATION`, `NOT_FOUND`, `HOLD_EXPIRED`, ...).
-    pub fn code(&self) -> &'static str {
+    pub fn error_type(&self) -> ErrorType {
         match self {
-            HandlerError::BadEvent(_) => "VALIDATION",
-            HandlerError::Store(e) => e.code(),
+            HandlerError::BadEvent(_) => ErrorType::Validation,
+            HandlerError::Store(e) => e.error_type(),
             HandlerError::Relay(e) => match &**e {
-                RelayError::Store { source, .. } => source.code(),
-                RelayError::Bus { .. } => "INTERNAL",
+                RelayError::Store { source, .. } => source.error_type(),
+                RelayError::Bus { .. } => ErrorType::Internal,
             },
-            HandlerError::Idempotency(e) => e.code(),
-            HandlerError::Aws(_) | HandlerError::Pool(_) => "INTERNAL",
+            HandlerError::Idempotency(e) => e.error_type(),
+            HandlerError::Aws(_) | HandlerError::Pool(_) => ErrorType::Internal,
         }
     }
 }

@@ -56,7 +56,7 @@ async fn relay_and_sweeper_fail_the_invocation_when_the_bus_fails() {
     let publisher = cal_store::relay::fake::FakePublisher::new();
     publisher.fail_calls(u32::MAX);
     let err = handlers::relay(&pool, &publisher, relay_opts(), event("relay/fn-outbox-relay.scheduled.json", None)).await.unwrap_err();
-    assert_eq!(err.code(), "INTERNAL");
+    assert_eq!(err.error_type(), cal_core::ErrorType::Internal);
     assert!(err.to_string().contains("the event bus failed"), "{err}");
     // The sweeper's expiries commit; its relay fails the invocation the same way.
     let later = at(NOW).plus_minutes(11);
@@ -64,7 +64,7 @@ async fn relay_and_sweeper_fail_the_invocation_when_the_bus_fails() {
     let err = handlers::sweep(&pool, &publisher, sweep, relay_opts(), later, event("sweeper/fn-hold-sweeper.scheduled.json", None))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "INTERNAL");
+    assert_eq!(err.error_type(), cal_core::ErrorType::Internal);
     assert_eq!(db.count("select count(*) from cal.hold where status = 'expired'").await, 2);
 }
 
@@ -118,7 +118,7 @@ async fn order_events_book_reschedule_cancel_idempotently() {
     bad["id"] = "another-id".into();
     bad["detail"]["hold_id"] = "hold_missing".into();
     let err = handlers::order_event(&pool, &store, opts, now, now_ms, Duration::from_secs(30), bad).await.unwrap_err();
-    assert_eq!(err.code(), "NOT_FOUND");
+    assert_eq!(err.error_type(), cal_core::ErrorType::NotFound);
 }
 
 #[tokio::test]

@@ -61,10 +61,10 @@ impl fmt::Display for ErrorType {
 /// the field or the record, never internals.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BookingError {
+    /// Bad input. (A record that does not exist is the store's
+    /// `StoreError::NotFound`: only a lookup can tell.)
     #[error("{field}: {reason}")]
     Validation { field: &'static str, reason: String },
-    #[error("{what} {id} not found")]
-    NotFound { what: &'static str, id: String },
     #[error("the requested time is no longer available")]
     Conflict { alternatives: Vec<Slot> },
     /// Refused because the span is not inside the provider's availability
@@ -87,7 +87,6 @@ impl BookingError {
     pub fn error_type(&self) -> ErrorType {
         match self {
             BookingError::Validation { .. } => ErrorType::Validation,
-            BookingError::NotFound { .. } => ErrorType::NotFound,
             BookingError::Conflict { .. } | BookingError::NoAvailability { .. } => ErrorType::Conflict,
             BookingError::HoldExpired { .. } => ErrorType::HoldExpired,
             BookingError::HoldReleased { .. } => ErrorType::HoldReleased,

@@ -221,7 +221,7 @@ async fn event_by_id(db: &impl Executor, event_id: &str, for_update: bool) -> Re
 }
 
 fn not_found(what: &'static str, id: &str) -> StoreError {
-    StoreError::Booking(BookingError::NotFound { what, id: id.to_owned() })
+    StoreError::NotFound { entity: what, id: id.to_owned() }
 }
 
 /// Looks a hold up (no lock).

@@ -38,7 +38,7 @@ async fn main() -> Result<(), Error> {
         let (now, _) = handlers::system_now();
         handlers::rebuild_cache(pool, cache, opts, now, event.payload)
             .await
-            .map_err(|e| Diagnostic { error_type: e.code().into(), error_message: e.to_string() })
+            .map_err(|e| Diagnostic { error_type: e.error_type().as_str().into(), error_message: e.to_string() })
     }))
     .await
 }

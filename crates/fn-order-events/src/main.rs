@@ -42,7 +42,7 @@ async fn main() -> Result<(), Error> {
         let remaining = Duration::from_millis(event.context.deadline.saturating_sub(now_ms as u64));
         handlers::order_event(pool, store, opts, now, now_ms, remaining, event.payload)
             .await
-            .map_err(|e| Diagnostic { error_type: e.code().into(), error_message: e.to_string() })
+            .map_err(|e| Diagnostic { error_type: e.error_type().as_str().into(), error_message: e.to_string() })
     }))
     .await
 }

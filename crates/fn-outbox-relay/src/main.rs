@@ -39,7 +39,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         handlers::relay(pool, publisher, opts, event.payload)
             .await
-            .map_err(|e| Diagnostic { error_type: e.code().into(), error_message: e.to_string() })
+            .map_err(|e| Diagnostic { error_type: e.error_type().as_str().into(), error_message: e.to_string() })
     }))
     .await
 }
