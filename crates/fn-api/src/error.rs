@@ -92,3 +92,31 @@ impl From<ApiError> for Diagnostic {
         Diagnostic { error_type: e.kind.as_str().to_owned(), error_message: e.message }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_booking_rules_refusal_and_the_stores_own_get_the_same_path() {
+        let from_rule = StoreError::from(BookingError::Validation { field: "hold_id", reason: "is required".into() });
+        assert_eq!(ApiError::from_store(from_rule, "input."), ApiError::new(ErrorType::Validation, "input.holdId: is required"));
+        let own = StoreError::Validation { field: "to_date".into(), problem: cal_store::ValidationProblem::Empty };
+        assert_eq!(ApiError::from(own), ApiError::new(ErrorType::Validation, "toDate: must not be empty"));
+    }
+
+    #[test]
+    fn a_typed_store_failure_keeps_its_type_and_an_internal_one_says_nothing() {
+        let gone = StoreError::NotFound { entity: "hold", id: "hld_1".into() };
+        assert_eq!(ApiError::from(gone), ApiError::new(ErrorType::NotFound, "hold \"hld_1\" not found"));
+        let limit = StoreError::Limit { what: "external calendars", max: 20 };
+        assert_eq!(ApiError::from(limit).kind, ErrorType::RateLimited);
+        let unreadable = StoreError::InvalidRow {
+            table: "cal.hold",
+            id: "hld_1".into(),
+            column: "status",
+            problem: cal_store::RowProblem::Unexpected,
+        };
+        assert_eq!(ApiError::from(unreadable), ApiError::new(ErrorType::Internal, "internal error"));
+    }
+}
