@@ -1,6 +1,6 @@
 //! What the event-driven functions share per invocation: the EventBridge
 //! envelope they decode, and the one error type their handlers return, with
-//! its stable `errorType` ([`HandlerError::code`]) and its [`Diagnostic`].
+//! its stable `errorType` ([`HandlerError::error_type`]) and its [`Diagnostic`].
 
 use cal_core::Instant;
 use cal_store::{RelayError, StoreError};
@@ -31,7 +31,7 @@ pub struct EventBridgeEvent {
     pub detail: Value,
 }
 
-/// A failed invocation. [`HandlerError::code`] is the `errorType` the
+/// A failed invocation. [`HandlerError::error_type`] is the `errorType` the
 /// binaries report; the Display is safe to log and carries no secrets.
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
@@ -58,16 +58,17 @@ pub enum HandlerError {
 
 impl HandlerError {
     /// The stable error type (`VALIDATION`, `NOT_FOUND`, `HOLD_EXPIRED`, ...).
-    pub fn code(&self) -> &'static str {
+    pub fn error_type(&self) -> cal_core::ErrorType {
+        use cal_core::ErrorType;
         match self {
-            HandlerError::BadEvent(_) => "VALIDATION",
-            HandlerError::Store(e) => e.code(),
+            HandlerError::BadEvent(_) => ErrorType::Validation,
+            HandlerError::Store(e) => e.error_type(),
             HandlerError::Relay(e) => match &**e {
-                RelayError::Store { source, .. } => source.code(),
-                RelayError::Bus { .. } => "INTERNAL",
+                RelayError::Store { source, .. } => source.error_type(),
+                RelayError::Bus { .. } => ErrorType::Internal,
             },
-            HandlerError::Idempotency(e) => e.code(),
-            HandlerError::Aws(_) | HandlerError::Pool(_) => "INTERNAL",
+            HandlerError::Idempotency(e) => e.error_type(),
+            HandlerError::Aws(_) | HandlerError::Pool(_) => ErrorType::Internal,
         }
     }
 }
@@ -92,7 +93,7 @@ impl From<RunError<HandlerError>> for HandlerError {
 /// functions (fn-api and fn-ics-poller map their own error types).
 impl From<HandlerError> for Diagnostic {
     fn from(e: HandlerError) -> Self {
-        Diagnostic { error_type: e.code().into(), error_message: e.to_string() }
+        Diagnostic { error_type: e.error_type().as_str().into(), error_message: e.to_string() }
     }
 }
 

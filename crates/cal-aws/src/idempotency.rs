@@ -21,6 +21,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
+use cal_core::ErrorType;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use serde_json::Value;
@@ -57,11 +58,11 @@ pub enum IdempotencyError {
 
 impl IdempotencyError {
     /// The stable error type for callers.
-    pub fn code(&self) -> &'static str {
+    pub fn error_type(&self) -> ErrorType {
         match self {
-            IdempotencyError::Mismatch => "IDEMPOTENCY_MISMATCH",
-            IdempotencyError::InProgress => "IDEMPOTENCY_IN_PROGRESS",
-            IdempotencyError::Store(_) => "INTERNAL",
+            IdempotencyError::Mismatch => ErrorType::IdempotencyMismatch,
+            IdempotencyError::InProgress => ErrorType::IdempotencyInProgress,
+            IdempotencyError::Store(_) => ErrorType::Internal,
         }
     }
 }

@@ -114,7 +114,7 @@ async fn idempotent_run_stores_replays_and_releases_on_failure() {
     // Different request, same key.
     let err = guard.run(&store, "k", &json!({"a": 9}), handler).await.unwrap_err();
     match err {
-        RunError::Idempotency(e) => assert_eq!(e.code(), "IDEMPOTENCY_MISMATCH"),
+        RunError::Idempotency(e) => assert_eq!(e.error_type(), cal_core::ErrorType::IdempotencyMismatch),
         other => panic!("{other:?}"),
     }
 }

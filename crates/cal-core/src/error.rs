@@ -1,10 +1,18 @@
-//! Errors of the booking services and their stable client-facing types.
+//! Errors of the booking services, their stable client-facing types, and
+//! the one way a cause chain is printed ([`ErrorChain`]).
+
+use std::error::Error as StdError;
+use std::fmt;
 
 use serde::Serialize;
 
 use crate::feasibility::Slot;
 
 /// The stable `errorType` a caller sees (AppSync, calctl, consumers).
+///
+/// Every error type of the workspace maps to one of these with an
+/// `error_type()` method; nothing matches strings back into this enum.
+/// The GraphQL ones are listed in `infra/schema.graphql`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorType {
@@ -15,7 +23,13 @@ pub enum ErrorType {
     HoldExpired,
     HoldReleased,
     IdempotencyMismatch,
+    /// The same request is running elsewhere; retrying later is safe. Seen
+    /// by the event-driven Lambdas' callers (EventBridge), not by GraphQL.
+    IdempotencyInProgress,
     RateLimited,
+    /// A calendar file that is not iCalendar or is over a limit
+    /// (SEMANTICS.md §6). `calctl` only: its `--json` error document.
+    Rejected,
     Internal,
 }
 
@@ -29,9 +43,17 @@ impl ErrorType {
             ErrorType::HoldExpired => "HOLD_EXPIRED",
             ErrorType::HoldReleased => "HOLD_RELEASED",
             ErrorType::IdempotencyMismatch => "IDEMPOTENCY_MISMATCH",
+            ErrorType::IdempotencyInProgress => "IDEMPOTENCY_IN_PROGRESS",
             ErrorType::RateLimited => "RATE_LIMITED",
+            ErrorType::Rejected => "REJECTED",
             ErrorType::Internal => "INTERNAL",
         }
+    }
+}
+
+impl fmt::Display for ErrorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -39,10 +61,10 @@ impl ErrorType {
 /// the field or the record, never internals.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BookingError {
+    /// Bad input. (A record that does not exist is the store's
+    /// `StoreError::NotFound`: only a lookup can tell.)
     #[error("{field}: {reason}")]
     Validation { field: &'static str, reason: String },
-    #[error("{what} {id} not found")]
-    NotFound { what: &'static str, id: String },
     #[error("the requested time is no longer available")]
     Conflict { alternatives: Vec<Slot> },
     /// Refused because the span is not inside the provider's availability
@@ -65,7 +87,6 @@ impl BookingError {
     pub fn error_type(&self) -> ErrorType {
         match self {
             BookingError::Validation { .. } => ErrorType::Validation,
-            BookingError::NotFound { .. } => ErrorType::NotFound,
             BookingError::Conflict { .. } | BookingError::NoAvailability { .. } => ErrorType::Conflict,
             BookingError::HoldExpired { .. } => ErrorType::HoldExpired,
             BookingError::HoldReleased { .. } => ErrorType::HoldReleased,
@@ -78,6 +99,81 @@ impl BookingError {
         match self {
             BookingError::Conflict { alternatives } | BookingError::NoAvailability { alternatives, .. } => Some(alternatives),
             _ => None,
+        }
+    }
+}
+
+/// An error and its causes (`source()`), outermost first.
+pub fn sources<'a>(e: &'a (dyn StdError + 'static)) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    std::iter::successors(Some(e), |&e| e.source())
+}
+
+/// Displays an error followed by its causes: `outer: cause: root cause`.
+///
+/// The one way a cause chain is printed (fn-api's `INTERNAL` log line,
+/// calctl's stderr line), as zero2prod's `error_chain_fmt`. Causes carry
+/// internals (database messages, constraint names): this is for logs and
+/// operators, never for a client's message.
+#[derive(Clone, Copy)]
+pub struct ErrorChain<'a>(pub &'a (dyn StdError + 'static));
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in sources(self.0).enumerate() {
+            if i > 0 {
+                f.write_str(": ")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    enum Outer {
+        #[error("outer")]
+        Wrapped(#[source] Middle),
+        #[error(transparent)]
+        Transparent(Middle),
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("middle")]
+    struct Middle(#[source] std::io::Error);
+
+    fn root() -> std::io::Error {
+        std::io::Error::other("root")
+    }
+
+    #[test]
+    fn a_chain_prints_every_cause_once_outermost_first() {
+        let e = Outer::Wrapped(Middle(root()));
+        assert_eq!(ErrorChain(&e).to_string(), "outer: middle: root");
+        // transparent forwards Display and source(): the middle is not repeated.
+        let e = Outer::Transparent(Middle(root()));
+        assert_eq!(ErrorChain(&e).to_string(), "middle: root");
+        assert_eq!(ErrorChain(&root()).to_string(), "root");
+        assert_eq!(sources(&Outer::Wrapped(Middle(root()))).count(), 3);
+    }
+
+    #[test]
+    fn the_wire_name_is_the_serde_name() {
+        use ErrorType::*;
+        let all = [Validation, NotFound, Forbidden, Conflict, HoldExpired, HoldReleased];
+        let more = [IdempotencyMismatch, IdempotencyInProgress, RateLimited, Rejected, Internal];
+        for t in all.into_iter().chain(more) {
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str(), "{t:?}");
+            assert_eq!(t.to_string(), t.as_str());
         }
     }
 }

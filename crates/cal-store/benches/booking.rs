@@ -406,7 +406,7 @@ impl Outcome {
         match result {
             Ok(_) => Outcome::Won,
             Err(StoreError::Booking(BookingError::Conflict { .. })) => Outcome::Conflict,
-            Err(e) => Outcome::Failed(format!("{}: {e}", e.code())),
+            Err(e) => Outcome::Failed(format!("{}: {e}", e.error_type())),
         }
     }
 }

@@ -1,10 +1,16 @@
 //! Typed errors of the store.
 //!
 //! Display texts are safe to show a client; the causes (`source()`) carry
-//! the internals for the log. [`StoreError::code`] gives the stable error
-//! type a binary maps a failure to.
+//! the internals for the log. [`StoreError::error_type`] gives the stable
+//! error type a binary maps a failure to.
+//!
+//! One variant per meaning: a refused input is always
+//! [`StoreError::Validation`] (a booking rule's refusal included), a missing
+//! record always [`StoreError::NotFound`], a stored row this code cannot
+//! read always [`StoreError::InvalidRow`].
 
 use cal_core::availability::RuleError;
+use cal_core::{BookingError, ErrorType};
 use cal_core::feasibility::FeasibilityError;
 use cal_core::time::TimeError;
 use chrono::NaiveDate;
@@ -50,7 +56,8 @@ pub enum StoreError {
         problem: ConfigProblem,
     },
 
-    /// An input was refused before anything was written.
+    /// An input was refused before anything was written. A booking rule's
+    /// refusal (`BookingError::Validation`) arrives here too, by `From`.
     #[error("{field}: {problem}")]
     Validation {
         /// Path of the offending field, e.g. `to_date` or `providers[1].duration_min`.
@@ -64,13 +71,15 @@ pub enum StoreError {
     /// not be able to tell apart).
     #[error("{entity} {id:?} not found")]
     NotFound {
-        /// The kind of row, e.g. `weekly_rule`.
+        /// The kind of row, e.g. `weekly_rule`, `hold`, `event`.
         entity: &'static str,
         /// Its id.
         id: String,
     },
 
-    /// A stored row no longer validates (e.g. a zone the tz database dropped).
+    /// A stored row cannot be read as what this code wrote: a column that
+    /// does not decode, a zone the tz database dropped, a status this code
+    /// does not know. Our fault, never the caller's (`INTERNAL`).
     #[error("stored row {table} {id:?} has an invalid {column}")]
     InvalidRow {
         /// Qualified table name, e.g. `cal.weekly_rule`.
@@ -86,8 +95,10 @@ pub enum StoreError {
 
     /// A booking rule refused the request (`CONFLICT` with alternatives,
     /// `HOLD_EXPIRED`, `IDEMPOTENCY_MISMATCH`, ...). Nothing was stored.
+    /// Never `BookingError::Validation`: `From` makes that a
+    /// [`StoreError::Validation`], so a refused input has one shape.
     #[error(transparent)]
-    Booking(#[from] cal_core::BookingError),
+    Booking(BookingError),
 
     /// A per-user limit was reached (e.g. too many external calendars).
     /// Nothing was stored.
@@ -106,18 +117,6 @@ pub enum StoreError {
     CustomerLimit {
         /// The limit reached.
         limit: crate::booking::CustomerLimit,
-    },
-
-    /// A stored value no longer reads as its type (a status the code does
-    /// not know, a zone the tz database dropped).
-    #[error("stored row {table} {id:?} has an unreadable {column}")]
-    Corrupt {
-        /// Qualified table name.
-        table: &'static str,
-        /// The row's id.
-        id: String,
-        /// The column.
-        column: &'static str,
     },
 
     /// An applied migration differs from the embedded one: migrations are
@@ -140,15 +139,27 @@ pub enum StoreError {
 impl StoreError {
     /// The stable error type for clients: `VALIDATION`, `NOT_FOUND`,
     /// `CONFLICT` (a unique or exclusion constraint: someone else got there
-    /// first), `RATE_LIMITED` (a per-user limit) or `INTERNAL`.
-    pub fn code(&self) -> &'static str {
+    /// first), `RATE_LIMITED` (a per-user limit), a booking rule's own type,
+    /// or `INTERNAL`.
+    pub fn error_type(&self) -> ErrorType {
+        // No wildcard: a new variant must choose its type here.
         match self {
-            StoreError::Validation { .. } => "VALIDATION",
-            StoreError::Booking(e) => e.error_type().as_str(),
-            StoreError::NotFound { .. } => "NOT_FOUND",
-            StoreError::Limit { .. } | StoreError::CustomerLimit { .. } => "RATE_LIMITED",
-            StoreError::Constraint { kind: ConstraintKind::Unique | ConstraintKind::Exclusion, .. } => "CONFLICT",
-            _ => "INTERNAL",
+            StoreError::Validation { .. } => ErrorType::Validation,
+            StoreError::NotFound { .. } => ErrorType::NotFound,
+            StoreError::Booking(e) => e.error_type(),
+            StoreError::Limit { .. } | StoreError::CustomerLimit { .. } => ErrorType::RateLimited,
+            StoreError::Constraint { kind: ConstraintKind::Unique | ConstraintKind::Exclusion, .. } => {
+                ErrorType::Conflict
+            }
+            StoreError::Constraint {
+                kind: ConstraintKind::Check | ConstraintKind::ForeignKey | ConstraintKind::NotNull, ..
+            }
+            | StoreError::Db(_)
+            | StoreError::Pool(_)
+            | StoreError::PoolBuild(_)
+            | StoreError::Config { .. }
+            | StoreError::InvalidRow { .. }
+            | StoreError::MigrationChanged { .. } => ErrorType::Internal,
         }
     }
 
@@ -157,12 +168,27 @@ impl StoreError {
         matches!(self, StoreError::Constraint { constraint, .. } if constraint == name)
     }
 
+    /// A stored value outside what this code writes (an unknown status, a
+    /// missing id that should be there).
     pub(crate) fn corrupt(table: &'static str, id: &str, column: &'static str) -> Self {
-        StoreError::Corrupt { table, id: id.to_owned(), column }
+        StoreError::InvalidRow { table, id: id.to_owned(), column, problem: RowProblem::Unexpected }
     }
 
     pub(crate) fn validation(field: impl Into<String>, problem: impl Into<ValidationProblem>) -> Self {
         StoreError::Validation { field: field.into(), problem: problem.into() }
+    }
+}
+
+impl From<BookingError> for StoreError {
+    /// A booking rule's refused input becomes the one validation shape, so
+    /// callers (fn-api's field paths, calctl's flag names) handle one.
+    fn from(e: BookingError) -> Self {
+        match e {
+            BookingError::Validation { field, reason } => {
+                StoreError::Validation { field: field.to_owned(), problem: ValidationProblem::Booking(reason) }
+            }
+            other => StoreError::Booking(other),
+        }
     }
 }
 
@@ -284,6 +310,10 @@ pub enum ValidationProblem {
     /// A string's length or characters (`cal_core::text`).
     #[error(transparent)]
     Text(#[from] cal_core::text::TextError),
+    /// A booking rule's refusal (`BookingError::Validation`), which core
+    /// already put in words fit for a client.
+    #[error("{0}")]
+    Booking(String),
 }
 
 /// Why a stored column was refused.
@@ -306,4 +336,92 @@ pub enum RowProblem {
         /// The stored value.
         got: String,
     },
+    /// A value this code never writes (a status it does not know, a
+    /// missing reference, a hash of the wrong length).
+    #[error("holds a value this code does not write")]
+    Unexpected,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cal_core::Slot;
+
+    /// A real driver error: connection strings are parsed locally.
+    fn pg_error() -> tokio_postgres::Error {
+        "port=not-a-number".parse::<tokio_postgres::Config>().unwrap_err()
+    }
+
+    fn constraint(kind: ConstraintKind) -> StoreError {
+        StoreError::Constraint { kind, constraint: "c".into(), source: pg_error() }
+    }
+
+    #[test]
+    fn every_variant_maps_to_its_client_type() {
+        let row = |problem| StoreError::InvalidRow { table: "cal.hold", id: "h1".into(), column: "status", problem };
+        let cases: Vec<(StoreError, ErrorType)> = vec![
+            (StoreError::from(pg_error()), ErrorType::Internal),
+            (constraint(ConstraintKind::Unique), ErrorType::Conflict),
+            (constraint(ConstraintKind::Exclusion), ErrorType::Conflict),
+            (constraint(ConstraintKind::Check), ErrorType::Internal),
+            (constraint(ConstraintKind::ForeignKey), ErrorType::Internal),
+            (constraint(ConstraintKind::NotNull), ErrorType::Internal),
+            (StoreError::Pool(deadpool_postgres::PoolError::Closed), ErrorType::Internal),
+            (StoreError::PoolBuild(deadpool_postgres::BuildError::NoRuntimeSpecified), ErrorType::Internal),
+            (StoreError::Config { var: "DATABASE_URL", problem: ConfigProblem::Missing }, ErrorType::Internal),
+            (StoreError::validation("to_date", ValidationProblem::Empty), ErrorType::Validation),
+            (StoreError::NotFound { entity: "hold", id: "h1".into() }, ErrorType::NotFound),
+            (row(RowProblem::Unexpected), ErrorType::Internal),
+            (StoreError::corrupt("cal.event", "e1", "status"), ErrorType::Internal),
+            (StoreError::Booking(BookingError::Conflict { alternatives: Vec::<Slot>::new() }), ErrorType::Conflict),
+            (
+                StoreError::Booking(BookingError::NoAvailability {
+                    user_id: "u".into(),
+                    role_code: "r".into(),
+                    alternatives: vec![],
+                }),
+                ErrorType::Conflict,
+            ),
+            (StoreError::Booking(BookingError::HoldExpired { hold_id: "h1".into() }), ErrorType::HoldExpired),
+            (StoreError::Booking(BookingError::HoldReleased { hold_id: "h1".into() }), ErrorType::HoldReleased),
+            (
+                StoreError::Booking(BookingError::IdempotencyMismatch { key: "k".into() }),
+                ErrorType::IdempotencyMismatch,
+            ),
+            (StoreError::Limit { what: "external calendars", max: 20 }, ErrorType::RateLimited),
+            (
+                StoreError::CustomerLimit { limit: crate::booking::CustomerLimit::per_hour(20) },
+                ErrorType::RateLimited,
+            ),
+            (
+                StoreError::MigrationChanged { version: 1, name: "init", recorded: "a".into(), embedded: "b".into() },
+                ErrorType::Internal,
+            ),
+        ];
+        for (e, expected) in cases {
+            assert_eq!(e.error_type(), expected, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn a_booking_rules_refused_input_is_the_one_validation_shape() {
+        let e = StoreError::from(BookingError::Validation { field: "end", reason: "must be after start".into() });
+        assert!(
+            matches!(&e, StoreError::Validation { field, problem: ValidationProblem::Booking(r) }
+                if field == "end" && r == "must be after start"),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), "end: must be after start", "the message a client saw before");
+        assert_eq!(e.error_type(), ErrorType::Validation);
+        // Other refusals keep their own variant and type.
+        let e = StoreError::from(BookingError::HoldExpired { hold_id: "h1".into() });
+        assert!(matches!(e, StoreError::Booking(BookingError::HoldExpired { .. })));
+    }
+
+    #[test]
+    fn an_unreadable_row_names_table_id_and_column() {
+        let e = StoreError::corrupt("cal.hold", "h1", "status");
+        assert_eq!(e.to_string(), "stored row cal.hold \"h1\" has an invalid status");
+        assert_eq!(cal_core::error::ErrorChain(&e).to_string(), "stored row cal.hold \"h1\" has an invalid status: holds a value this code does not write");
+    }
 }

@@ -112,7 +112,7 @@ async fn revoking_stops_the_feed_and_is_idempotent() {
     assert_eq!(event_types(&db, "u1").await, ["cal.feed.created", "cal.feed.revoked", "cal.feed.created"]);
 
     let err = rotate_feed(&mut db.client, "nobody", at("2026-03-02T11:00:00Z")).await.unwrap_err();
-    assert_eq!(err.code(), "NOT_FOUND");
+    assert_eq!(err.error_type(), cal_core::ErrorType::NotFound);
 }
 
 #[tokio::test]

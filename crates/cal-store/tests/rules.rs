@@ -146,7 +146,7 @@ async fn exceptions_upsert_list_delete() {
     twin.exc_id = "ex_twin".into();
     let err = upsert_exception(&mut db.client, &twin, None).await.unwrap_err();
     assert!(err.violates("exception_whole_day_off_uq"), "{err:?}");
-    assert_eq!(err.code(), "CONFLICT");
+    assert_eq!(err.error_type(), cal_core::ErrorType::Conflict);
 
     let mut stolen = off.clone();
     stolen.user_id = "u2".into();

@@ -69,7 +69,7 @@ async fn urls_are_validated_as_user_input() {
     ];
     for (name, url, want) in cases {
         let err = connect_ics(&mut db.client, "u1", &url, None, now).await.expect_err(name);
-        assert_eq!(err.code(), "VALIDATION", "{name}: {err}");
+        assert_eq!(err.error_type(), cal_core::ErrorType::Validation, "{name}: {err}");
         match &err {
             StoreError::Validation { field, problem } => {
                 assert_eq!(field, "url", "{name}");
@@ -174,7 +174,7 @@ async fn the_per_user_limit_is_rate_limited() {
         ids.push(connect_ics(&mut db.client, "u1", &format!("https://example.com/{i}.ics"), None, now).await.unwrap());
     }
     let err = connect_ics(&mut db.client, "u1", "https://example.com/one-more.ics", None, now).await.unwrap_err();
-    assert_eq!(err.code(), "RATE_LIMITED", "{err}");
+    assert_eq!(err.error_type(), cal_core::ErrorType::RateLimited, "{err}");
     assert!(matches!(err, StoreError::Limit { max: MAX_SOURCES_PER_USER, .. }), "{err:?}");
     assert_eq!(db.count("select count(*) from cal.external_source").await, MAX_SOURCES_PER_USER);
     assert_eq!(outbox::version(&db.client, "u1").await.unwrap(), MAX_SOURCES_PER_USER, "the refusal rolled back");
@@ -218,7 +218,7 @@ async fn disconnect_removes_imported_busy_time_and_writes_its_event() {
     assert_eq!(outbox::version(&db.client, "u1").await.unwrap(), 2, "busy time changed");
 
     let err = disconnect_ics(&mut db.client, "u1", &s.source_id).await.unwrap_err();
-    assert_eq!(err.code(), "NOT_FOUND");
+    assert_eq!(err.error_type(), cal_core::ErrorType::NotFound);
     assert_eq!(outbox::version(&db.client, "u1").await.unwrap(), 2, "a miss leaves no trace");
 }
 
@@ -230,14 +230,14 @@ async fn another_users_source_is_not_found() {
 
     let gone = disconnect_ics(&mut db.client, "intruder", &s.source_id).await.unwrap_err();
     let missing = disconnect_ics(&mut db.client, "intruder", "src_does_not_exist").await.unwrap_err();
-    assert_eq!(gone.code(), "NOT_FOUND");
+    assert_eq!(gone.error_type(), cal_core::ErrorType::NotFound);
     assert_eq!(
         gone.to_string().replace(&s.source_id, "ID"),
         missing.to_string().replace("src_does_not_exist", "ID"),
         "indistinguishable from a source that does not exist"
     );
     let err = resync_ics(&db.client, "intruder", &s.source_id, now).await.unwrap_err();
-    assert_eq!(err.code(), "NOT_FOUND");
+    assert_eq!(err.error_type(), cal_core::ErrorType::NotFound);
     assert!(list_ics(&db.client, "intruder").await.unwrap().is_empty());
     assert_eq!(outbox::version(&db.client, "intruder").await.unwrap(), 0);
     assert!(outbox_rows(&db, "intruder").await.is_empty());

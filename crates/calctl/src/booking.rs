@@ -10,7 +10,7 @@ use crate::{CliError, HoldCreateArgs, render};
 
 /// The command-line flag a request field comes from, so a refusal names
 /// what the operator typed.
-fn flag(field: &'static str) -> &'static str {
+fn flag(field: &str) -> &str {
     match field {
         "user_id" => "--user",
         "role_code" => "--role",
@@ -27,16 +27,9 @@ fn flag(field: &'static str) -> &'static str {
     }
 }
 
-fn with_flag_names(e: BookingError) -> BookingError {
-    match e {
-        BookingError::Validation { field, reason } => BookingError::Validation { field: flag(field), reason },
-        other => other,
-    }
-}
-
 fn store_with_flag_names(e: StoreError) -> StoreError {
     match e {
-        StoreError::Booking(b) => StoreError::Booking(with_flag_names(b)),
+        StoreError::Validation { field, problem } => StoreError::Validation { field: flag(&field).to_owned(), problem },
         other => other,
     }
 }
@@ -60,7 +53,7 @@ pub async fn create_hold(url: Option<&str>, args: &HoldCreateArgs, now: Instant,
         idempotency_key: args.idempotency_key.clone(),
     };
     // Refused before a connection is opened: bad input never needs the database.
-    let req = HoldRequest::new(input).map_err(|e| StoreError::from(with_flag_names(e)))?;
+    let req = HoldRequest::new(input).map_err(|e| store_with_flag_names(e.into()))?;
     let db = connect(url).await?;
     let hold = cal_store::create_hold(&db, &req, now).await.map_err(store_with_flag_names)?;
     print_hold(&db, &hold, now, json_out).await

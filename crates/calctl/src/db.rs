@@ -2,7 +2,6 @@
 //! `--database-url`), each a thin call into `cal-store`.
 
 use cal_core::{Instant, SlotQuery, SlotRange, StepMinutes, Zone};
-use cal_store::StoreError;
 use serde_json::json;
 
 use crate::render;
@@ -92,12 +91,3 @@ pub async fn slots(url: Option<&str>, args: &SlotsArgs, now: Instant, json_out: 
     Ok(())
 }
 
-/// Exit code of a store failure, by its stable type (`calctl --help`).
-pub fn exit_code(e: &StoreError) -> u8 {
-    match e.code() {
-        "VALIDATION" | "NOT_FOUND" | "IDEMPOTENCY_MISMATCH" => 2,
-        "CONFLICT" => 4,
-        "HOLD_EXPIRED" | "HOLD_RELEASED" => 5,
-        _ => 1,
-    }
-}

@@ -13,6 +13,8 @@ mod render;
 use std::io::Read;
 use std::process::ExitCode;
 
+use cal_core::ErrorType;
+use cal_core::error::ErrorChain;
 use cal_core::wire::{self, DocumentAnswer, InputError};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
@@ -252,12 +254,24 @@ enum CliError {
 }
 
 impl CliError {
-    fn exit_code(&self) -> u8 {
+    /// The stable type of any failure.
+    fn error_type(&self) -> ErrorType {
         match self {
-            CliError::Input(_) | CliError::Usage(_) => 2,
-            CliError::Rejected(_) => 3,
-            CliError::Store(e) => db::exit_code(e),
-            CliError::Other(_) => 1,
+            CliError::Input(_) | CliError::Usage(_) => ErrorType::Validation,
+            CliError::Rejected(_) => ErrorType::Rejected,
+            CliError::Store(err) => err.error_type(),
+            CliError::Other(_) => ErrorType::Internal,
+        }
+    }
+
+    /// The exit code, by the stable type ([`EXIT_CODES`]).
+    fn exit_code(&self) -> u8 {
+        match self.error_type() {
+            ErrorType::Validation | ErrorType::NotFound | ErrorType::IdempotencyMismatch => 2,
+            ErrorType::Rejected => 3,
+            ErrorType::Conflict => 4,
+            ErrorType::HoldExpired | ErrorType::HoldReleased => 5,
+            ErrorType::Forbidden | ErrorType::IdempotencyInProgress | ErrorType::RateLimited | ErrorType::Internal => 1,
         }
     }
 }
@@ -287,16 +301,6 @@ fn conflict_alternatives(e: &CliError) -> Option<&[cal_core::Slot]> {
     }
 }
 
-/// The stable type of any failure.
-fn error_type(e: &CliError) -> &'static str {
-    match e {
-        CliError::Input(_) | CliError::Usage(_) => "VALIDATION",
-        CliError::Rejected(_) => "REJECTED",
-        CliError::Store(err) => err.code(),
-        CliError::Other(_) => "INTERNAL",
-    }
-}
-
 /// `{"errorType", "message"[, "alternatives"]}`: the client-safe message only
 /// (an INTERNAL failure's causes stay on the stderr line).
 fn json_error(e: &CliError) -> serde_json::Value {
@@ -304,7 +308,7 @@ fn json_error(e: &CliError) -> serde_json::Value {
         CliError::Other(_) => "unexpected failure".to_owned(),
         other => other.to_string().replace('\n', " "),
     };
-    let mut doc = json!({"errorType": error_type(e), "message": message});
+    let mut doc = json!({"errorType": e.error_type(), "message": message});
     if let Some(alternatives) = conflict_alternatives(e) {
         doc["alternatives"] = json!(alternatives);
     }
@@ -313,18 +317,14 @@ fn json_error(e: &CliError) -> serde_json::Value {
 
 fn one_line(e: &CliError) -> String {
     match e {
-        CliError::Other(err) => format!("{err:#}").replace('\n', " "),
+        CliError::Other(err) => ErrorChain(err.as_ref()).to_string().replace('\n', " "),
         // The stable type first, then the client-safe message; internals of
         // an INTERNAL failure (the database's own words) follow its cause chain.
         CliError::Store(err) => {
-            let mut line = format!("{}: {err}", err.code());
-            if err.code() == "INTERNAL" {
-                let mut cause = std::error::Error::source(err);
-                while let Some(c) = cause {
-                    line.push_str(&format!(": {c}"));
-                    cause = c.source();
-                }
-            }
+            let mut line = match err.error_type() {
+                ErrorType::Internal => format!("{}: {}", ErrorType::Internal, ErrorChain(err)),
+                t => format!("{t}: {err}"),
+            };
             if let Some(alternatives) = conflict_alternatives(e) {
                 line.push_str("; alternatives: ");
                 if alternatives.is_empty() {

@@ -1,5 +1,6 @@
 //! Failures as the client sees them: a stable `errorType` and a safe message.
 
+use cal_core::error::ErrorChain;
 use cal_core::{BookingError, ErrorType};
 use cal_store::StoreError;
 use lambda_runtime::Diagnostic;
@@ -45,9 +46,6 @@ impl ApiError {
     pub fn from_store(e: StoreError, prefix: &str) -> Self {
         match e {
             StoreError::Validation { field, problem } => ApiError::validation(&format!("{prefix}{}", crate::camel(&field)), problem),
-            StoreError::Booking(BookingError::Validation { field, reason }) => {
-                ApiError::validation(&format!("{prefix}{}", crate::camel(field)), reason)
-            }
             other => other.into(),
         }
     }
@@ -76,30 +74,15 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Booking(b) => b.into(),
             StoreError::Validation { field, problem } => ApiError::validation(&crate::camel(&field), problem),
-            other => {
-                let code = other.code();
-                if code == "INTERNAL" {
-                    // The chain (database messages, constraint names) is for
-                    // our logs only.
-                    let mut chain = other.to_string();
-                    let mut cause = std::error::Error::source(&other);
-                    while let Some(c) = cause {
-                        chain.push_str(&format!(": {c}"));
-                        cause = c.source();
-                    }
-                    tracing::error!(error = %chain, "internal failure");
-                    return ApiError::new(ErrorType::Internal, "internal error");
+            other => match other.error_type() {
+                // The chain (database messages, constraint names) is for our
+                // logs only.
+                ErrorType::Internal => {
+                    tracing::error!(error = %ErrorChain(&other), "internal failure");
+                    ApiError::new(ErrorType::Internal, "internal error")
                 }
-                let kind = match code {
-                    "VALIDATION" => ErrorType::Validation,
-                    "NOT_FOUND" => ErrorType::NotFound,
-                    "CONFLICT" => ErrorType::Conflict,
-                    "RATE_LIMITED" => ErrorType::RateLimited,
-                    "FORBIDDEN" => ErrorType::Forbidden,
-                    _ => ErrorType::Internal,
-                };
-                ApiError::new(kind, other.to_string())
-            }
+                kind => ApiError::new(kind, other.to_string()),
+            },
         }
     }
 }
@@ -107,5 +90,33 @@ impl From<StoreError> for ApiError {
 impl From<ApiError> for Diagnostic {
     fn from(e: ApiError) -> Self {
         Diagnostic { error_type: e.kind.as_str().to_owned(), error_message: e.message }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_booking_rules_refusal_and_the_stores_own_get_the_same_path() {
+        let from_rule = StoreError::from(BookingError::Validation { field: "hold_id", reason: "is required".into() });
+        assert_eq!(ApiError::from_store(from_rule, "input."), ApiError::new(ErrorType::Validation, "input.holdId: is required"));
+        let own = StoreError::Validation { field: "to_date".into(), problem: cal_store::ValidationProblem::Empty };
+        assert_eq!(ApiError::from(own), ApiError::new(ErrorType::Validation, "toDate: must not be empty"));
+    }
+
+    #[test]
+    fn a_typed_store_failure_keeps_its_type_and_an_internal_one_says_nothing() {
+        let gone = StoreError::NotFound { entity: "hold", id: "hld_1".into() };
+        assert_eq!(ApiError::from(gone), ApiError::new(ErrorType::NotFound, "hold \"hld_1\" not found"));
+        let limit = StoreError::Limit { what: "external calendars", max: 20 };
+        assert_eq!(ApiError::from(limit).kind, ErrorType::RateLimited);
+        let unreadable = StoreError::InvalidRow {
+            table: "cal.hold",
+            id: "hld_1".into(),
+            column: "status",
+            problem: cal_store::RowProblem::Unexpected,
+        };
+        assert_eq!(ApiError::from(unreadable), ApiError::new(ErrorType::Internal, "internal error"));
     }
 }

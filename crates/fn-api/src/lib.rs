@@ -500,7 +500,7 @@ async fn dispatch(deps: &Deps, caller: &Caller, field: Field, raw: Value) -> Res
                 Ok(h) if caller.may_see(&h.user_id, h.customer_id.as_deref()) => Ok(out::hold(&h, now)),
                 // Someone else's hold looks like no hold at all.
                 Ok(_) => Ok(Value::Null),
-                Err(cal_store::StoreError::Booking(cal_core::BookingError::NotFound { .. })) => Ok(Value::Null),
+                Err(cal_store::StoreError::NotFound { .. }) => Ok(Value::Null),
                 Err(e) => Err(e.into()),
             }
         }
@@ -510,7 +510,7 @@ async fn dispatch(deps: &Deps, caller: &Caller, field: Field, raw: Value) -> Res
             match cal_store::get_event(&**db, id).await {
                 Ok(e) if caller.may_see(&e.user_id, e.customer_id.as_deref()) => Ok(out::event(&e)),
                 Ok(_) => Ok(Value::Null),
-                Err(cal_store::StoreError::Booking(cal_core::BookingError::NotFound { .. })) => Ok(Value::Null),
+                Err(cal_store::StoreError::NotFound { .. }) => Ok(Value::Null),
                 Err(e) => Err(e.into()),
             }
         }

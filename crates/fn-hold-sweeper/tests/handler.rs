@@ -38,7 +38,7 @@ async fn relay_and_sweeper_fail_the_invocation_when_the_bus_fails() {
     let publisher = cal_store::relay::fake::FakePublisher::new();
     publisher.fail_calls(u32::MAX);
     let err = relay(&pool, &publisher, relay_opts(), event("relay/fn-outbox-relay.scheduled.json", None)).await.unwrap_err();
-    assert_eq!(err.code(), "INTERNAL");
+    assert_eq!(err.error_type(), cal_core::ErrorType::Internal);
     assert!(err.to_string().contains("the event bus failed"), "{err}");
     // The sweeper's expiries commit; its relay fails the invocation the same way.
     let later = at(NOW).plus_minutes(11);
@@ -46,7 +46,7 @@ async fn relay_and_sweeper_fail_the_invocation_when_the_bus_fails() {
     let err = sweep(&pool, &publisher, opts, relay_opts(), later, event("sweeper/fn-hold-sweeper.scheduled.json", None))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "INTERNAL");
+    assert_eq!(err.error_type(), cal_core::ErrorType::Internal);
     assert_eq!(db.count("select count(*) from cal.hold where status = 'expired'").await, 2);
 }
 

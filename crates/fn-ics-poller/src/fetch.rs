@@ -286,12 +286,8 @@ impl Fetcher {
 /// policy or the resolver is found in its chain; the URL is dropped.
 fn classify(e: reqwest::Error, host: &str) -> FetchError {
     let e = e.without_url();
-    let mut cause: Option<&(dyn StdError + 'static)> = Some(&e);
-    while let Some(c) = cause {
-        if let Some(r) = c.downcast_ref::<Refusal>() {
-            return FetchError::Refused(r.clone());
-        }
-        cause = c.source();
+    if let Some(r) = cal_core::error::sources(&e).find_map(|c| c.downcast_ref::<Refusal>()) {
+        return FetchError::Refused(r.clone());
     }
     let host = host.to_owned();
     if e.is_timeout() {

@@ -42,5 +42,5 @@ async fn order_events_book_reschedule_cancel_idempotently() {
     bad["id"] = "another-id".into();
     bad["detail"]["hold_id"] = "hold_missing".into();
     let err = order_event(&pool, &store, opts, now, now_ms, Duration::from_secs(30), bad).await.unwrap_err();
-    assert_eq!(err.code(), "NOT_FOUND");
+    assert_eq!(err.error_type(), cal_core::ErrorType::NotFound);
 }

@@ -2,7 +2,6 @@
 //! becomes one (a row that no longer validates names its table, id and
 //! column), what of one goes into an event payload, and the lookups by id.
 
-use cal_core::BookingError;
 use cal_core::feasibility::{EventStatus, HoldStatus};
 use cal_core::holds::{HoldKind, HoldMode};
 use cal_core::time::{Instant, Interval, Zone};
@@ -187,7 +186,7 @@ pub(crate) async fn event_by_id(db: &impl Executor, event_id: &str, for_update: 
 
 /// `NOT_FOUND` for the `what` of id `id`.
 pub(crate) fn not_found(what: &'static str, id: &str) -> StoreError {
-    StoreError::Booking(BookingError::NotFound { what, id: id.to_owned() })
+    StoreError::NotFound { entity: what, id: id.to_owned() }
 }
 
 /// Looks a hold up (no lock).
