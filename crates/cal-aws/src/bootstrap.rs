@@ -12,7 +12,7 @@ use lambda_runtime::{Context, Diagnostic, IntoFunctionResponse, LambdaEvent, ser
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::config::{Env, EventBus};
+use crate::config::{ConfigError, Env, EventBus};
 
 /// JSON log lines (CloudWatch) filtered by `RUST_LOG`: every function's first call.
 pub fn init_logging() {
@@ -32,14 +32,18 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for StartupError {
 
 impl fmt::Debug for StartupError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(cause) = source {
-            write!(f, ": {cause}")?;
-            source = cause.source();
-        }
-        Ok(())
+        write!(f, "{}", cal_core::error::ErrorChain(&*self.0))
     }
+}
+
+/// Every cold start's first steps: logging, the environment, the function's
+/// own typed configuration (`read`, which refuses a bad value naming the
+/// variable) and the AWS side.
+pub async fn start<C>(read: impl FnOnce(&Env) -> Result<C, ConfigError>) -> Result<(Env, C, Aws), StartupError> {
+    init_logging();
+    let env = Env::from_process();
+    let config = read(&env)?;
+    Ok((env, config, Aws::load().await))
 }
 
 /// The AWS side of a function: one SDK configuration per process, and the

@@ -36,7 +36,7 @@ pub mod sdk;
 pub mod testing;
 
 pub use cache::{CacheKey, CachedEntry, DynamoCache, VersionedCache};
-pub use bootstrap::{Aws, StartupError, init_logging, serve};
+pub use bootstrap::{Aws, StartupError, init_logging, serve, start};
 pub use config::{ConfigError, Env, EventBus};
 pub use event::{EventBridgeEvent, HandlerError};
 pub use error::AwsError;

@@ -3,15 +3,12 @@
 
 use std::sync::Arc;
 
-use cal_aws::{Aws, Env, StartupError};
+use cal_aws::StartupError;
 use fn_api::{Config, Deps, respond, system_clock};
 
 #[tokio::main]
 async fn main() -> Result<(), StartupError> {
-    cal_aws::init_logging();
-    let env = Env::from_process();
-    let config = Config::from_env(&env)?;
-    let aws = Aws::load().await;
+    let (env, config, aws) = cal_aws::start(Config::from_env).await?;
     let pool = aws.pool(&env, config.pool_size).await?;
     let cache = config.cache_table.as_deref().map(|table| Arc::new(aws.cache(table, config.cache_ttl_secs)));
     let polls = config.poll_state_machine_arn.as_deref().map(|arn| aws.poll_starter(arn));

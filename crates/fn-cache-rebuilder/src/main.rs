@@ -2,15 +2,12 @@
 //! once at cold start; each invocation borrows them.
 
 use cal_aws::event::system_now;
-use cal_aws::{Aws, Env, StartupError};
+use cal_aws::StartupError;
 use fn_cache_rebuilder::{Config, rebuild_cache};
 
 #[tokio::main]
 async fn main() -> Result<(), StartupError> {
-    cal_aws::init_logging();
-    let env = Env::from_process();
-    let config = Config::from_env(&env)?;
-    let aws = Aws::load().await;
+    let (env, config, aws) = cal_aws::start(Config::from_env).await?;
     let (pool, cache) = (aws.pool(&env, 1).await?, aws.cache(&config.cache_table, config.cache_ttl_secs));
     cal_aws::serve(|event, _| rebuild_cache(&pool, &cache, config.rebuild, system_now().0, event)).await
 }

@@ -4,15 +4,12 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use cal_aws::{Aws, Env, StartupError};
+use cal_aws::StartupError;
 use fn_feed::{Config, Deps, handle, system_clock};
 
 #[tokio::main]
 async fn main() -> Result<(), StartupError> {
-    cal_aws::init_logging();
-    let env = Env::from_process();
-    let config = Config::from_env(&env)?;
-    let aws = Aws::load().await;
+    let (env, config, aws) = cal_aws::start(Config::from_env).await?;
     let deps = Deps { pool: aws.pool(&env, config.pool_size).await?, feed: config.feed, clock: Arc::new(system_clock) };
     // Every request gets an HTTP answer (4xx/5xx included): never a function error.
     cal_aws::serve(|request, _| async { Ok::<_, Infallible>(handle(&deps, request).await) }).await

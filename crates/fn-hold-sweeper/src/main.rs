@@ -6,15 +6,12 @@
 #![recursion_limit = "256"]
 
 use cal_aws::event::system_now;
-use cal_aws::{Aws, Env, StartupError};
+use cal_aws::StartupError;
 use fn_hold_sweeper::{Config, sweep};
 
 #[tokio::main]
 async fn main() -> Result<(), StartupError> {
-    cal_aws::init_logging();
-    let env = Env::from_process();
-    let config = Config::from_env(&env)?;
-    let aws = Aws::load().await;
+    let (env, config, aws) = cal_aws::start(Config::from_env).await?;
     let (pool, publisher) = (aws.pool(&env, 1).await?, aws.publisher(&config.bus));
     cal_aws::serve(|event, _| sweep(&pool, &publisher, config.sweep, config.relay, system_now().0, event)).await
 }

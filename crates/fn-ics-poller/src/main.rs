@@ -3,15 +3,12 @@
 
 use std::sync::Arc;
 
-use cal_aws::{Aws, Env, StartupError};
+use cal_aws::StartupError;
 use fn_ics_poller::{Config, Deps, Fetcher, handle, system_clock};
 
 #[tokio::main]
 async fn main() -> Result<(), StartupError> {
-    cal_aws::init_logging();
-    let env = Env::from_process();
-    let config = Config::from_env(&env)?;
-    let aws = Aws::load().await;
+    let (env, config, aws) = cal_aws::start(Config::from_env).await?;
     let pool = aws.pool(&env, config.pool_size).await?;
     let deps = Deps { pool, fetcher: Fetcher::new(config.policy)?, limits: config.limits, clock: Arc::new(system_clock) };
     cal_aws::serve(|task, _| handle(&deps, task)).await

@@ -4,15 +4,12 @@
 use std::time::Duration;
 
 use cal_aws::event::system_now;
-use cal_aws::{Aws, Env, StartupError};
+use cal_aws::StartupError;
 use fn_order_events::{Config, order_event};
 
 #[tokio::main]
 async fn main() -> Result<(), StartupError> {
-    cal_aws::init_logging();
-    let env = Env::from_process();
-    let config = Config::from_env(&env)?;
-    let aws = Aws::load().await;
+    let (env, config, aws) = cal_aws::start(Config::from_env).await?;
     let (pool, store) = (aws.pool(&env, 1).await?, aws.idempotency(&config.idempotency_table));
     cal_aws::serve(|event, context| {
         let (now, now_ms) = system_now();

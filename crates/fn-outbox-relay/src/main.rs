@@ -5,15 +5,12 @@
 // deeper than the default limit when laid out as one async main.
 #![recursion_limit = "256"]
 
-use cal_aws::{Aws, Env, StartupError};
+use cal_aws::StartupError;
 use fn_outbox_relay::{Config, relay};
 
 #[tokio::main]
 async fn main() -> Result<(), StartupError> {
-    cal_aws::init_logging();
-    let env = Env::from_process();
-    let config = Config::from_env(&env)?;
-    let aws = Aws::load().await;
+    let (env, config, aws) = cal_aws::start(Config::from_env).await?;
     let (pool, publisher) = (aws.pool(&env, 1).await?, aws.publisher(&config.bus));
     cal_aws::serve(|event, _| relay(&pool, &publisher, config.relay, event)).await
 }
