@@ -5,6 +5,8 @@
 //! server the URL's user may create databases on works. Compiled only with
 //! the `testing` feature (dev-dependencies turn it on).
 
+pub mod fixture;
+
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};

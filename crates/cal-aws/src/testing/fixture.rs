@@ -3,56 +3,21 @@
 
 use std::path::PathBuf;
 
-use cal_core::holds::{HoldKind, HoldMode, HoldRequest, HoldRequestInput};
-use cal_core::{BookingParams, Instant, LocalTime, WeekdayMask, WeeklyRule, Zone};
+use cal_core::holds::{HoldKind, HoldMode, HoldRequest};
 use crate::EventBridgePublisher;
 use crate::testing::{BusWithQueue, moto};
 pub use cal_store::testing::TestDb;
 use serde_json::{Value, json};
 
-/// A Friday; the fixture's times are on Monday 2030-03-04.
-pub const NOW: &str = "2030-03-01T00:00:00Z";
-pub const PROVIDER: &str = "prov-ana";
-pub const ROLE: &str = "photographer";
-
-/// The instant of an RFC 3339 text.
-pub fn at(s: &str) -> Instant {
-    Instant::parse(s).unwrap()
-}
-
-pub fn rule(id: &str, user: &str, mask: i64, start: &str, end: &str) -> WeeklyRule {
-    WeeklyRule {
-        rule_id: id.into(),
-        user_id: user.into(),
-        role_code: ROLE.into(),
-        weekday_mask: WeekdayMask::new(mask).unwrap(),
-        start_local: LocalTime::parse(start).unwrap(),
-        end_local: LocalTime::parse(end).unwrap(),
-        timezone: Zone::parse("Europe/Berlin").unwrap(),
-        params: BookingParams::new(Some(60), Some(24), Some(60)).unwrap(),
-        active: true,
-    }
-}
+pub use cal_store::testing::fixture::{NOW, PROVIDER, ROLE, at, rule};
 
 pub async fn seed_rules(db: &mut TestDb) {
     cal_store::put_rule(&mut db.client, &rule("wr_ana_weekdays", PROVIDER, 0b001_1111, "09:00", "17:00")).await.unwrap();
 }
 
+/// An instant-mode hold of the fixture (the shared fixture's, without the mode).
 pub fn hold_request(start: &str, end: &str, kind: HoldKind, event_id: Option<&str>, key: &str) -> HoldRequest {
-    HoldRequest::new(HoldRequestInput {
-        user_id: PROVIDER.into(),
-        role_code: ROLE.into(),
-        customer_id: Some("cust-ben".into()),
-        start: at(start),
-        end: at(end),
-        kind: Some(kind),
-        mode: Some(HoldMode::Instant),
-        event_id: event_id.map(str::to_owned),
-        ttl_min: None,
-        step_min: None,
-        idempotency_key: key.into(),
-    })
-    .unwrap()
+    cal_store::testing::fixture::hold_request(start, end, kind, HoldMode::Instant, event_id, key)
 }
 
 /// The ids the order-events payloads name by placeholder.

@@ -17,32 +17,25 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 
-use cal_core::holds::{HoldKind, HoldMode, HoldRequest, HoldRequestInput};
-use cal_core::{BookingParams, ErrorType, Exception, ExceptionKind, Instant, LocalTime, WeekdayMask, WeeklyRule, Zone};
+use cal_core::holds::{HoldKind, HoldMode};
+use cal_core::{ErrorType, Exception, ExceptionKind, Instant, Zone};
 pub use cal_store::testing::TestDb;
+// Each test binary uses a different part of the shared fixture.
+#[allow(unused_imports)]
+pub use cal_store::testing::fixture::{CUSTOMER, NOW, OTHER_PROVIDER, PROVIDER, ROLE, ZONE, at, hold_request, rule};
 use fn_api::{ApiError, Deps, Field, Limits, handle};
 use serde_json::{Value, json};
 
 /// The clock every test starts at (a Friday); slots are asked for on
 /// Monday 2030-03-04, inside lead time (24 h) and booking window (60 days).
-pub const NOW: &str = "2030-03-01T00:00:00Z";
-pub const PROVIDER: &str = "prov-ana";
-pub const OTHER_PROVIDER: &str = "prov-cara";
-pub const CUSTOMER: &str = "cust-ben";
 pub const OTHER_CUSTOMER: &str = "cust-dora";
 pub const ADMIN: &str = "ops-admin";
-pub const ROLE: &str = "photographer";
-pub const ZONE: &str = "Europe/Berlin";
 pub const FEED_BASE: &str = "https://feeds.example.test/feeds";
 /// The order service's role: the one IAM principal the tests' `Deps` trust
 /// (`SERVICE_ROLE_ARNS`); the `.iam-order-service` payloads assume it.
 pub const SERVICE_ROLE: &str = "arn:aws:iam::123456789012:role/order-service";
 /// The seeded ICS source's URL: a secret that must never come back.
 pub const SEEDED_ICS_URL: &str = "https://calendar.google.com/calendar/ical/ana.lima%40example.com/private-9f8e7d6c5b4a39281706f5e4d3c2b1a0/basic.ics";
-
-pub fn at(s: &str) -> Instant {
-    Instant::parse(s).unwrap()
-}
 
 pub use cal_store::testing::Clock;
 
@@ -130,20 +123,6 @@ pub async fn seed_rules(db: &mut TestDb) {
     }
 }
 
-pub fn rule(id: &str, user: &str, mask: i64, start: &str, end: &str) -> WeeklyRule {
-    WeeklyRule {
-        rule_id: id.into(),
-        user_id: user.into(),
-        role_code: ROLE.into(),
-        weekday_mask: WeekdayMask::new(mask).unwrap(),
-        start_local: LocalTime::parse(start).unwrap(),
-        end_local: LocalTime::parse(end).unwrap(),
-        timezone: Zone::parse(ZONE).unwrap(),
-        params: BookingParams::new(Some(60), Some(24), Some(60)).unwrap(),
-        active: true,
-    }
-}
-
 /// The generated ids the payloads refer to by placeholder.
 #[derive(Clone, Debug)]
 pub struct Fixture {
@@ -157,23 +136,6 @@ pub struct Fixture {
     pub reschedule_hold_id: String,
     /// `{{sourceId}}`: Ana's connected Google calendar.
     pub source_id: String,
-}
-
-pub fn hold_request(start: &str, end: &str, kind: HoldKind, mode: HoldMode, event_id: Option<&str>, key: &str) -> HoldRequest {
-    HoldRequest::new(HoldRequestInput {
-        user_id: PROVIDER.into(),
-        role_code: ROLE.into(),
-        customer_id: Some(CUSTOMER.into()),
-        start: at(start),
-        end: at(end),
-        kind: Some(kind),
-        mode: Some(mode),
-        event_id: event_id.map(str::to_owned),
-        ttl_min: None,
-        step_min: None,
-        idempotency_key: key.into(),
-    })
-    .unwrap()
 }
 
 /// Everything beyond the rules that the payloads name: an exception of
