@@ -21,14 +21,10 @@ pub use cal_store::testing::TestDb;
 use fn_feed::{Deps, FeedSettings, handle};
 use serde_json::{Value, json};
 
-/// The clock every test starts at; bookings are made for the days after.
-pub const NOW: &str = "2030-03-01T00:00:00Z";
-pub const PROVIDER: &str = "prov-ana";
-pub const ROLE: &str = "photographer";
-
-pub fn at(s: &str) -> Instant {
-    Instant::parse(s).unwrap()
-}
+// The clock every test starts at (bookings are made for the days after),
+// the provider and role: the fixture every crate's tests share.
+#[allow(unused_imports)]
+pub use cal_store::testing::fixture::{NOW, PROVIDER, ROLE, at};
 
 pub use cal_store::testing::Clock;
 
