@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use chrono::{Datelike, Duration, NaiveDate, Weekday};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::intervals;
 use crate::time::{Instant, Interval, LocalTime, Zone};
@@ -129,10 +129,15 @@ pub struct WeeklyRule {
 }
 
 /// Whether an exception adds or removes time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+///
+/// Serde reads both the stored spelling (`available`) and the GraphQL enum
+/// value (`AVAILABLE`): one type for every input of this value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ExceptionKind {
+    #[serde(alias = "AVAILABLE")]
     Available,
+    #[serde(alias = "UNAVAILABLE")]
     Unavailable,
 }
 

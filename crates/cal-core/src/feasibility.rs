@@ -1,7 +1,7 @@
 //! Busy time and bookable slots (SEMANTICS.md §3–§4), for one provider and
 //! for several at once (`all_of` / `any_of`).
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::availability::{Availability, BookingParams, Exception, MAX_DURATION_MIN, WeeklyRule};
 use crate::intervals;
@@ -477,13 +477,16 @@ fn grid_points(zone: Zone, a: Instant, b: Instant, step_secs: i64, out: &mut Vec
     }
 }
 
-/// How several providers combine.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// How several providers combine. Serde reads `all_of` and the GraphQL
+/// enum value `ALL_OF` alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Combine {
     /// Every listed provider is free for the whole slot.
+    #[serde(alias = "ALL_OF")]
     AllOf,
     /// At least one is; the answer says which.
+    #[serde(alias = "ANY_OF")]
     AnyOf,
 }
 

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::availability::Availability;
@@ -28,14 +28,20 @@ pub const MAX_REQUEST_TTL_MIN: u32 = 72 * 60;
 pub const MAX_ALTERNATIVES: usize = 3;
 
 /// Why a hold exists.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+///
+/// Serde reads the stored spelling (`checkout`) and the GraphQL enum value
+/// (`CHECKOUT`) alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HoldKind {
     /// A customer's checkout: must be a feasible slot.
+    #[serde(alias = "CHECKOUT")]
     Checkout,
     /// Moving an existing event: feasible, ignoring the event's own time.
+    #[serde(alias = "RESCHEDULE")]
     Reschedule,
     /// An operator's block: skips availability rules, never overlaps busy time.
+    #[serde(alias = "ADMIN")]
     Admin,
 }
 
@@ -60,10 +66,12 @@ impl HoldKind {
 
 /// How a hold becomes a booking: at once (Instant Book) or on the provider's
 /// acceptance (Request-to-Book).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HoldMode {
+    #[serde(alias = "INSTANT")]
     Instant,
+    #[serde(alias = "REQUEST")]
     Request,
 }
 

@@ -341,7 +341,7 @@ struct ProviderRefArgs {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct CommonQueryArgs {
-    mode: String,
+    mode: Combine,
     providers: Vec<ProviderRefArgs>,
     from: String,
     to: String,
@@ -379,7 +379,7 @@ struct ExceptionInputArgs {
     exc_id: Option<Id>,
     date_local: String,
     timezone: String,
-    kind: String,
+    kind: ExceptionKind,
     start_local: Option<String>,
     end_local: Option<String>,
     note: Option<Note>,
@@ -401,8 +401,8 @@ struct HoldInputArgs {
     role_code: Id,
     start: String,
     end: String,
-    kind: Option<String>,
-    mode: Option<String>,
+    kind: Option<HoldKind>,
+    mode: Option<HoldMode>,
     event_id: Option<Id>,
     ttl_min: Option<i64>,
     step_min: Option<i64>,
@@ -469,11 +469,7 @@ async fn dispatch(deps: &Deps, caller: &Caller, field: Field, raw: Value) -> Res
         Field::CommonSlots => {
             let a: WithInput<CommonQueryArgs> = args(raw)?;
             let q = a.input;
-            let mode = match q.mode.as_str() {
-                "ALL_OF" => Combine::AllOf,
-                "ANY_OF" => Combine::AnyOf,
-                other => return Err(ApiError::validation("input.mode", format!("must be ALL_OF or ANY_OF, got {other:?}"))),
-            };
+            let mode = q.mode;
             if q.providers.is_empty() || q.providers.len() > MAX_COMMON_PROVIDERS {
                 return Err(ApiError::validation("input.providers", format!("list 1 to {MAX_COMMON_PROVIDERS} providers")));
             }
@@ -759,11 +755,7 @@ fn weekly_rule(user_id: &str, r: RuleInputArgs) -> Result<WeeklyRule, ApiError> 
 }
 
 fn exception(user_id: &str, e: ExceptionInputArgs) -> Result<Exception, ApiError> {
-    let kind = match e.kind.as_str() {
-        "AVAILABLE" => ExceptionKind::Available,
-        "UNAVAILABLE" => ExceptionKind::Unavailable,
-        other => return Err(ApiError::validation("input.kind", format!("must be AVAILABLE or UNAVAILABLE, got {other:?}"))),
-    };
+    let kind = e.kind;
     let time = |f: &str, t: &str| LocalTime::parse(t).map_err(|e| ApiError::validation(f, e));
     let times = match (e.start_local.as_deref(), e.end_local.as_deref()) {
         (Some(s), Some(t)) => Some((time("input.startLocal", s)?, time("input.endLocal", t)?)),
@@ -784,17 +776,12 @@ fn exception(user_id: &str, e: ExceptionInputArgs) -> Result<Exception, ApiError
 /// request time for themselves (or move their own event); admin holds and
 /// holds for others are for admins and services.
 fn hold_request(caller: &Caller, h: HoldInputArgs, request_booking: bool) -> Result<HoldRequest, ApiError> {
-    let kind = match h.kind.as_deref() {
-        None | Some("CHECKOUT") => HoldKind::Checkout,
-        Some("RESCHEDULE") => HoldKind::Reschedule,
-        Some("ADMIN") => HoldKind::Admin,
-        Some(other) => return Err(ApiError::validation("input.kind", format!("must be CHECKOUT, RESCHEDULE or ADMIN, got {other:?}"))),
-    };
-    let mode = match (h.mode.as_deref(), request_booking) {
-        (None, false) | (Some("INSTANT"), false) => HoldMode::Instant,
-        (None, true) | (Some("REQUEST"), _) => HoldMode::Request,
-        (Some("INSTANT"), true) => return Err(ApiError::validation("input.mode", "requestBooking makes REQUEST holds")),
-        (Some(other), _) => return Err(ApiError::validation("input.mode", format!("must be INSTANT or REQUEST, got {other:?}"))),
+    let kind = h.kind.unwrap_or(HoldKind::Checkout);
+    let mode = match (h.mode, request_booking) {
+        (Some(HoldMode::Instant), true) => return Err(ApiError::validation("input.mode", "requestBooking makes REQUEST holds")),
+        (Some(mode), _) => mode,
+        (None, false) => HoldMode::Instant,
+        (None, true) => HoldMode::Request,
     };
     let customer_id = match (caller.is_admin(), h.customer_id.map(Id::into_string)) {
         (true, c) => c,

@@ -219,3 +219,26 @@ async fn refusals_are_answers_and_only_internal_failures_are_function_errors() {
     let e = fn_api::respond(&deps, common::request(Who::Provider, "weeklyRules", json!({"userId": PROVIDER}))).await.unwrap_err();
     assert_eq!((e.kind, e.message.as_str()), (ErrorType::Internal, "internal error"));
 }
+
+#[tokio::test]
+async fn an_enum_value_outside_the_schema_is_refused_naming_its_field() {
+    let api = Api::new().await;
+    let mut hold = hold_args("2030-03-04T08:00:00Z", "2030-03-04T09:00:00Z", "k");
+    hold["input"]["kind"] = json!("EVERYTHING");
+    let m = refused(api.call_as(Who::Customer, "createHold", hold).await, ErrorType::Validation, "input.kind");
+    assert!(m.contains("unknown variant"), "{m}");
+    let mut request = hold_args("2030-03-04T08:00:00Z", "2030-03-04T09:00:00Z", "k2");
+    request["input"]["mode"] = json!("INSTANT");
+    refused(api.call_as(Who::Customer, "requestBooking", request).await, ErrorType::Validation, "input.mode");
+    let exc = json!({"userId": PROVIDER, "input": {"dateLocal": "2030-03-05", "timezone": "Europe/Berlin", "kind": "MAYBE"}});
+    refused(api.call_as(Who::Provider, "upsertException", exc).await, ErrorType::Validation, "input.kind");
+    let common = json!({"input": {"mode": "SOME_OF", "providers": [{"userId": PROVIDER, "roleCode": ROLE}],
+                                  "from": "2030-03-04T00:00:00Z", "to": "2030-03-05T00:00:00Z"}});
+    refused(api.call_as(Who::Customer, "commonSlots", common).await, ErrorType::Validation, "input.mode");
+    // The schema's own values still read.
+    let mut ok = hold_args("2030-03-04T08:00:00Z", "2030-03-04T09:00:00Z", "k3");
+    ok["input"]["kind"] = json!("CHECKOUT");
+    ok["input"]["mode"] = json!("REQUEST");
+    let held = api.ok(Who::Customer, "createHold", ok).await;
+    assert_eq!((held["kind"].as_str(), held["mode"].as_str()), (Some("CHECKOUT"), Some("REQUEST")));
+}
