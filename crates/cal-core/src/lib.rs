@@ -19,7 +19,7 @@ pub mod text;
 pub mod time;
 pub mod url_guard;
 pub mod windows_zones;
-pub mod wire;
+pub mod slots_document;
 
 /// The old path of [`ics::import`], kept while callers in other crates move.
 pub use ics::import as ics_in;

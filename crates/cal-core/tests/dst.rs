@@ -108,8 +108,8 @@ fn slots(tz: &str, mask: u8, start: &str, end: &str, now: &str, from: &str, to: 
             "start_local": start, "end_local": end, "timezone": tz,
             "min_duration_min": 30, "lead_time_hours": 0, "booking_window_days": 365, "active": true}],
     });
-    let doc = cal_core::wire::slots_document(&doc.to_string()).unwrap();
-    let answer = serde_json::to_value(cal_core::wire::answer(&doc).unwrap()).unwrap();
+    let doc = cal_core::slots_document::slots_document(&doc.to_string()).unwrap();
+    let answer = serde_json::to_value(cal_core::slots_document::answer(&doc).unwrap()).unwrap();
     answer["slots"]
         .as_array()
         .unwrap()
@@ -219,8 +219,8 @@ fn lead_time_is_exact_hours_across_spring_forward() {
         "weekly_rules": [{"user_id": "u", "role_code": "r", "weekday_mask": 64, "start_local": "09:00", "end_local": "13:00",
             "timezone": "America/New_York", "lead_time_hours": 24}],
     });
-    let doc = cal_core::wire::slots_document(&doc.to_string()).unwrap();
-    let answer = serde_json::to_value(cal_core::wire::answer(&doc).unwrap()).unwrap();
+    let doc = cal_core::slots_document::slots_document(&doc.to_string()).unwrap();
+    let answer = serde_json::to_value(cal_core::slots_document::answer(&doc).unwrap()).unwrap();
     let first = &answer["slots"][0];
     assert_eq!(first["start"], "2026-03-08T15:00:00Z");
     assert_eq!(first["start_local"], "2026-03-08T11:00:00-04:00");

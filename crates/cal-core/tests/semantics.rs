@@ -28,8 +28,8 @@ fn exc(date: &str, kind: &str, start: Option<&str>, end: Option<&str>, tz: &str)
 }
 
 fn run(d: &Value) -> Result<Value, String> {
-    let parsed = cal_core::wire::slots_document(&d.to_string()).map_err(|e| e.to_string())?;
-    cal_core::wire::answer(&parsed).map(|a| serde_json::to_value(a).unwrap()).map_err(|e| e.to_string())
+    let parsed = cal_core::slots_document::slots_document(&d.to_string()).map_err(|e| e.to_string())?;
+    cal_core::slots_document::answer(&parsed).map(|a| serde_json::to_value(a).unwrap()).map_err(|e| e.to_string())
 }
 
 /// `start–end` in UTC HH:MM for each slot on one day (compact to compare).

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use cal_core::ErrorType;
 use cal_core::error::ErrorChain;
-use cal_core::wire::{self, DocumentAnswer, InputError};
+use cal_core::slots_document::{self, DocumentAnswer, InputError};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
@@ -397,8 +397,8 @@ fn now(flag: Option<&str>) -> Result<cal_core::Instant, CliError> {
 /// `calctl slots --input FILE|-`: always JSON (CALCTL.md).
 fn slots_offline(path: &str) -> Result<(), CliError> {
     let text = read_input(path)?;
-    let doc = wire::slots_document(&text)?;
-    let answer = wire::answer(&doc)?;
+    let doc = slots_document::slots_document(&text)?;
+    let answer = slots_document::answer(&doc)?;
     let json = match &answer {
         DocumentAnswer::One(a) => serde_json::to_string_pretty(a),
         DocumentAnswer::Many(a) => serde_json::to_string_pretty(a),
@@ -415,6 +415,6 @@ fn read_input(path: &str) -> Result<String, CliError> {
     } else {
         std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut buf)).map(|_| ())
     };
-    read.map_err(|e| InputError::new("input", wire::FieldProblem::Unreadable(format!("{path}: {e}"))))?;
-    String::from_utf8(buf).map_err(|e| InputError::new("input", wire::FieldProblem::Unreadable(format!("not UTF-8: {e}"))).into())
+    read.map_err(|e| InputError::new("input", slots_document::FieldProblem::Unreadable(format!("{path}: {e}"))))?;
+    String::from_utf8(buf).map_err(|e| InputError::new("input", slots_document::FieldProblem::Unreadable(format!("not UTF-8: {e}"))).into())
 }

@@ -1,5 +1,5 @@
-//! The JSON form of engine input (CALCTL.md `calctl slots --input`), read
-//! into domain types with errors that name the field's path.
+//! The `calctl slots --input` document (CALCTL.md): the JSON form of engine
+//! input, read into domain types with errors that name the field's path.
 //!
 //! Field names are the DDL's column names. Unknown fields are ignored; `null`
 //! counts as absent. Every row is validated, including inactive rules and rows
@@ -51,17 +51,18 @@ impl InputError {
     }
 }
 
-/// A JSON object with the path that leads to it.
+/// The fields of one JSON object of the document, with the path that leads
+/// to it, so every refusal names the field (`weekly_rules[0].timezone`).
 #[derive(Clone, Copy)]
-pub struct Obj<'a> {
+pub struct JsonFields<'a> {
     path: &'a str,
     map: &'a Map<String, Value>,
 }
 
-impl<'a> Obj<'a> {
+impl<'a> JsonFields<'a> {
     /// `value` as an object at `path`.
     pub fn at(path: &'a str, value: &'a Value) -> Result<Self, InputError> {
-        value.as_object().map(|map| Obj { path, map }).ok_or_else(|| InputError::new(path, FieldProblem::WrongType("an object")))
+        value.as_object().map(|map| JsonFields { path, map }).ok_or_else(|| InputError::new(path, FieldProblem::WrongType("an object")))
     }
 
     /// The path of field `key` ("key" at the top level).
@@ -121,7 +122,7 @@ impl<'a> Obj<'a> {
 
     /// Each element of the array `key` (absent = empty), read by `f` with
     /// its own path (`key[i]`).
-    pub fn each<T>(&self, key: &str, mut f: impl FnMut(Obj<'_>) -> Result<T, InputError>) -> Result<Vec<T>, InputError> {
+    pub fn each<T>(&self, key: &str, mut f: impl FnMut(JsonFields<'_>) -> Result<T, InputError>) -> Result<Vec<T>, InputError> {
         let Some(value) = self.get(key) else { return Ok(Vec::new()) };
         let items = value.as_array().ok_or_else(|| self.err(key, FieldProblem::WrongType("an array")))?;
         let base = self.path_of(key);
@@ -130,7 +131,7 @@ impl<'a> Obj<'a> {
             .enumerate()
             .map(|(i, item)| {
                 let path = format!("{base}[{i}]");
-                f(Obj::at(&path, item)?)
+                f(JsonFields::at(&path, item)?)
             })
             .collect()
     }
@@ -142,7 +143,7 @@ pub fn parse_json(text: &str) -> Result<Value, InputError> {
 }
 
 /// A weekly rule row.
-pub fn weekly_rule(o: Obj<'_>) -> Result<WeeklyRule, InputError> {
+pub fn weekly_rule(o: JsonFields<'_>) -> Result<WeeklyRule, InputError> {
     let params = BookingParams::new(o.opt_int("min_duration_min")?, o.opt_int("lead_time_hours")?, o.opt_int("booking_window_days")?)
         .map_err(|(field, e)| o.err(field, e))?;
     Ok(WeeklyRule {
@@ -159,7 +160,7 @@ pub fn weekly_rule(o: Obj<'_>) -> Result<WeeklyRule, InputError> {
 }
 
 /// An exception row; times are both present or both absent.
-pub fn exception(o: Obj<'_>) -> Result<Exception, InputError> {
+pub fn exception(o: JsonFields<'_>) -> Result<Exception, InputError> {
     let kind = ExceptionKind::parse(o.str("kind")?).map_err(|e| o.err("kind", e))?;
     let date = parse_date(o.str("date_local")?).map_err(|e| o.err("date_local", e))?;
     let times = match (o.opt_local_time("start_local")?, o.opt_local_time("end_local")?) {
@@ -179,7 +180,7 @@ pub fn exception(o: Obj<'_>) -> Result<Exception, InputError> {
 }
 
 /// A booked event row.
-pub fn event(o: Obj<'_>) -> Result<EventBusy, InputError> {
+pub fn event(o: JsonFields<'_>) -> Result<EventBusy, InputError> {
     let status = o.str("status")?;
     Ok(EventBusy {
         event_id: o.opt_str("event_id")?.unwrap_or_default().to_owned(),
@@ -191,7 +192,7 @@ pub fn event(o: Obj<'_>) -> Result<EventBusy, InputError> {
 }
 
 /// A hold row.
-pub fn hold(o: Obj<'_>) -> Result<HoldBusy, InputError> {
+pub fn hold(o: JsonFields<'_>) -> Result<HoldBusy, InputError> {
     let status = o.str("status")?;
     Ok(HoldBusy {
         hold_id: o.opt_str("hold_id")?.unwrap_or_default().to_owned(),
@@ -205,7 +206,7 @@ pub fn hold(o: Obj<'_>) -> Result<HoldBusy, InputError> {
 }
 
 /// Reads the calendar arrays of a document (all optional).
-pub fn calendar(o: Obj<'_>) -> Result<ProviderCalendar, InputError> {
+pub fn calendar(o: JsonFields<'_>) -> Result<ProviderCalendar, InputError> {
     Ok(ProviderCalendar {
         weekly_rules: o.each("weekly_rules", weekly_rule)?,
         exceptions: o.each("exceptions", exception)?,
@@ -216,7 +217,7 @@ pub fn calendar(o: Obj<'_>) -> Result<ProviderCalendar, InputError> {
 }
 
 /// The time range part of a query object.
-pub fn slot_range(q: Obj<'_>) -> Result<SlotRange, InputError> {
+pub fn slot_range(q: JsonFields<'_>) -> Result<SlotRange, InputError> {
     let step = match q.opt_int("step_min")? {
         Some(s) => StepMinutes::new(s).map_err(|e| q.err("step_min", e))?,
         None => StepMinutes::default(),
@@ -244,10 +245,10 @@ pub struct SlotsDocument {
 /// `{"user_id", "role_code"}` whose rows are all in the document's arrays.
 pub fn slots_document(text: &str) -> Result<SlotsDocument, InputError> {
     let value = parse_json(text)?;
-    let doc = Obj::at("", &value)?;
+    let doc = JsonFields::at("", &value)?;
     let now = doc.instant("now")?;
     let query_value = doc.get("query").ok_or_else(|| doc.err("query", FieldProblem::Missing))?;
-    let q = Obj::at("query", query_value)?;
+    let q = JsonFields::at("query", query_value)?;
     let range = slot_range(q)?;
     let multi = [("all_of", Combine::AllOf), ("any_of", Combine::AnyOf)].into_iter().find(|(k, _)| q.get(k).is_some());
     let subject = match multi {
