@@ -266,11 +266,11 @@ pub fn pool_from_url(url: &str, max_size: usize) -> Result<Pool, StoreError> {
 /// of a table it reads). By default a connection plans each of a
 /// statement's first five runs for its parameters and only then may settle
 /// on one plan. The store's statements are lookups by a provider's id
-/// whose generic plan is the custom plan, and planning one of them costs
-/// 0.4–0.5 ms (the calendar read, the hold's write), several times running
-/// it. So a Lambda instance that has served one request plans no more; by
-/// default its next four paid for planning, and a race of such instances
-/// spent much of its CPU planning (the README's booking figures).
+/// whose generic plan is the custom plan, and planning the large ones (the
+/// calendar read, the hold's write) costs several times running them. So a
+/// Lambda instance that has served one request plans no more, instead of
+/// paying for planning on its next four (the measurements are in
+/// docs/performance.md).
 const SESSION_OPTIONS: &str = "-c plan_cache_mode=force_generic_plan";
 
 fn with_session_options(mut config: tokio_postgres::Config) -> tokio_postgres::Config {
@@ -288,7 +288,7 @@ fn with_session_options(mut config: tokio_postgres::Config) -> tokio_postgres::C
 /// Its connections, like [`connect`]'s, plan each prepared statement once
 /// (`plan_cache_mode = force_generic_plan`, unless the configuration's own
 /// `options` say otherwise): PostgreSQL's default plans a statement's first
-/// five runs each, at 0.4–0.5 ms for a calendar read or a hold's write.
+/// five runs each (see `SESSION_OPTIONS`).
 pub fn pool_from_config(config: tokio_postgres::Config, max_size: usize) -> Result<Pool, StoreError> {
     let manager = Manager::from_config(
         with_session_options(config),
