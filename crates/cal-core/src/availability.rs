@@ -141,6 +141,22 @@ pub enum ExceptionKind {
     Unavailable,
 }
 
+/// An exception's local times as an input gives them: both (a span) or
+/// neither (the whole local day, SEMANTICS §2). One alone is refused,
+/// naming the field that is missing (`start_local` or `end_local`). The one
+/// both-or-neither rule for every reader of exceptions.
+pub fn exception_times(
+    start: Option<LocalTime>,
+    end: Option<LocalTime>,
+) -> Result<Option<(LocalTime, LocalTime)>, (&'static str, RuleError)> {
+    match (start, end) {
+        (Some(s), Some(e)) => Ok(Some((s, e))),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(("end_local", RuleError::HalfTimes)),
+        (None, Some(_)) => Err(("start_local", RuleError::HalfTimes)),
+    }
+}
+
 impl ExceptionKind {
     pub fn parse(text: &str) -> Result<Self, RuleError> {
         match text {

@@ -163,12 +163,8 @@ pub fn weekly_rule(o: JsonFields<'_>) -> Result<WeeklyRule, InputError> {
 pub fn exception(o: JsonFields<'_>) -> Result<Exception, InputError> {
     let kind = ExceptionKind::parse(o.str("kind")?).map_err(|e| o.err("kind", e))?;
     let date = parse_date(o.str("date_local")?).map_err(|e| o.err("date_local", e))?;
-    let times = match (o.opt_local_time("start_local")?, o.opt_local_time("end_local")?) {
-        (Some(s), Some(e)) => Some((s, e)),
-        (None, None) => None,
-        (Some(_), None) => return Err(o.err("end_local", RuleError::HalfTimes)),
-        (None, Some(_)) => return Err(o.err("start_local", RuleError::HalfTimes)),
-    };
+    let times = crate::availability::exception_times(o.opt_local_time("start_local")?, o.opt_local_time("end_local")?)
+        .map_err(|(field, e)| o.err(field, e))?;
     Ok(Exception {
         exc_id: o.opt_str("exc_id")?.unwrap_or_default().to_owned(),
         user_id: o.str("user_id")?.to_owned(),

@@ -757,11 +757,10 @@ fn weekly_rule(user_id: &str, r: RuleInputArgs) -> Result<WeeklyRule, ApiError> 
 fn exception(user_id: &str, e: ExceptionInputArgs) -> Result<Exception, ApiError> {
     let kind = e.kind;
     let time = |f: &str, t: &str| LocalTime::parse(t).map_err(|e| ApiError::validation(f, e));
-    let times = match (e.start_local.as_deref(), e.end_local.as_deref()) {
-        (Some(s), Some(t)) => Some((time("input.startLocal", s)?, time("input.endLocal", t)?)),
-        (None, None) => None,
-        _ => return Err(ApiError::validation("input.endLocal", "startLocal and endLocal are both set or both absent")),
-    };
+    let start = e.start_local.as_deref().map(|s| time("input.startLocal", s)).transpose()?;
+    let end = e.end_local.as_deref().map(|t| time("input.endLocal", t)).transpose()?;
+    let times = cal_core::availability::exception_times(start, end)
+        .map_err(|(field, problem)| ApiError::validation(&format!("input.{}", camel(field)), problem))?;
     Ok(Exception {
         exc_id: e.exc_id.map(Id::into_string).unwrap_or_default(),
         user_id: user_id.to_owned(),

@@ -242,3 +242,15 @@ async fn an_enum_value_outside_the_schema_is_refused_naming_its_field() {
     let held = api.ok(Who::Customer, "createHold", ok).await;
     assert_eq!((held["kind"].as_str(), held["mode"].as_str()), (Some("CHECKOUT"), Some("REQUEST")));
 }
+
+#[tokio::test]
+async fn an_exception_with_one_time_names_the_missing_one() {
+    let api = Api::new().await;
+    let only_start = json!({"userId": PROVIDER, "input": {"dateLocal": "2030-03-05", "timezone": "Europe/Berlin",
+        "kind": "UNAVAILABLE", "startLocal": "12:00"}});
+    let m = refused(api.call_as(Who::Provider, "upsertException", only_start).await, ErrorType::Validation, "input.endLocal");
+    assert!(m.contains("both"), "{m}");
+    let only_end = json!({"userId": PROVIDER, "input": {"dateLocal": "2030-03-05", "timezone": "Europe/Berlin",
+        "kind": "UNAVAILABLE", "endLocal": "14:00"}});
+    refused(api.call_as(Who::Provider, "upsertException", only_end).await, ErrorType::Validation, "input.startLocal");
+}
