@@ -83,7 +83,7 @@ test: tools lint-infra lint-asl
 	  # nextest does not run doctests: cargo test --doc runs them, first, so
 	  # that the last summary printed is the one counting every test, and only
 	  # for the crates that have some (an empty doc-test run is noise).
-	  doc_crates=$$(grep -rlE '^\s*//[/!].*```' crates/*/src 2>/dev/null | cut -d/ -f2 | sort -u || true)
+	  doc_crates=$$(scripts/doc-test-crates.sh)
 	  if [[ -n "$$doc_crates" ]]; then
 	    $(CARGO) test --doc $$(printf -- '-p %s ' $$doc_crates) || rc=$$?
 	  fi
