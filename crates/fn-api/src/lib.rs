@@ -12,21 +12,17 @@ pub mod config;
 pub mod error;
 pub mod identity;
 pub mod out;
+mod args;
 
 use std::sync::Arc;
 
-use cal_core::holds::{HoldKind, HoldMode, HoldRequest, HoldRequestInput};
 use cal_aws::CacheKey;
-use cal_core::text::{Id, Label, Note, UrlText};
-use cal_core::{
-    BookingParams, Combine, ErrorType, Exception, ExceptionKind, Instant, LocalTime, SlotQuery, SlotRange, StepMinutes,
-    WeekdayMask, WeeklyRule, Zone,
-};
+use cal_core::{ErrorType, Instant, SlotQuery, SlotRange, WeekdayMask, Zone};
 use deadpool_postgres::Pool;
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use args::*;
 pub use config::Config;
 pub use error::ApiError;
 pub use identity::{Caller, Refusal, ServiceRoles};
@@ -262,176 +258,6 @@ pub async fn respond(deps: &Deps, event: Value) -> Result<Value, ApiError> {
         Err(e) if e.kind == ErrorType::Internal => Err(e),
         Err(e) => Ok(json!({ "error": { "type": e.kind.as_str(), "message": e.message } })),
     }
-}
-
-/// The arguments as `T`; a refusal names the argument's path
-/// (`input.userId: must not contain control characters …`).
-fn args<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." { "arguments".to_owned() } else { path };
-        ApiError::validation(&field, e.into_inner())
-    })
-}
-
-fn instant(field: &str, text: &str) -> Result<Instant, ApiError> {
-    Instant::parse(text).map_err(|e| ApiError::validation(field, e))
-}
-
-fn step(field: &str, v: Option<i64>) -> Result<StepMinutes, ApiError> {
-    v.map_or(Ok(StepMinutes::default()), |s| StepMinutes::new(s).map_err(|e| ApiError::validation(field, e)))
-}
-
-/// The `userId` argument of a call on a provider's own calendar, once the
-/// caller may manage that calendar (the provider, or an admin).
-fn managed<'a>(caller: &Caller, user_id: &'a Option<Id>) -> Result<&'a str, ApiError> {
-    let user_id = IdArgs::get("userId", user_id)?;
-    require(caller.may_manage(user_id))?;
-    Ok(user_id)
-}
-
-fn require(allowed: bool) -> Result<(), ApiError> {
-    if allowed { Ok(()) } else { Err(ApiError::forbidden()) }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct UserArgs {
-    user_id: Id,
-    role_code: Option<Id>,
-    from_date: Option<String>,
-    to_date: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct IdArgs {
-    user_id: Option<Id>,
-    hold_id: Option<Id>,
-    event_id: Option<Id>,
-    rule_id: Option<Id>,
-    exc_id: Option<Id>,
-    source_id: Option<Id>,
-}
-
-impl IdArgs {
-    fn get<'a>(field: &'static str, v: &'a Option<Id>) -> Result<&'a str, ApiError> {
-        v.as_deref().ok_or_else(|| ApiError::validation(field, "is required"))
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SlotQueryArgs {
-    user_id: Id,
-    role_code: Id,
-    from: String,
-    to: String,
-    duration_min: Option<i64>,
-    step_min: Option<i64>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ProviderRefArgs {
-    user_id: Id,
-    role_code: Id,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CommonQueryArgs {
-    mode: Combine,
-    providers: Vec<ProviderRefArgs>,
-    from: String,
-    to: String,
-    duration_min: Option<i64>,
-    step_min: Option<i64>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RescheduleCandidatesArgs {
-    event_id: Id,
-    from: String,
-    to: String,
-    step_min: Option<i64>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RuleInputArgs {
-    rule_id: Option<Id>,
-    role_code: Id,
-    weekday_mask: i64,
-    start_local: String,
-    end_local: String,
-    timezone: String,
-    min_duration_min: Option<i64>,
-    lead_time_hours: Option<i64>,
-    booking_window_days: Option<i64>,
-    active: Option<bool>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ExceptionInputArgs {
-    exc_id: Option<Id>,
-    date_local: String,
-    timezone: String,
-    kind: ExceptionKind,
-    start_local: Option<String>,
-    end_local: Option<String>,
-    note: Option<Note>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct VacationInputArgs {
-    from_date: String,
-    to_date: String,
-    timezone: String,
-    note: Option<Note>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct HoldInputArgs {
-    user_id: Id,
-    role_code: Id,
-    start: String,
-    end: String,
-    kind: Option<HoldKind>,
-    mode: Option<HoldMode>,
-    event_id: Option<Id>,
-    ttl_min: Option<i64>,
-    step_min: Option<i64>,
-    idempotency_key: Id,
-    customer_id: Option<Id>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct WithInput<T> {
-    user_id: Option<Id>,
-    input: T,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CopyWeekdayArgs {
-    user_id: Id,
-    role_code: Id,
-    from_weekday: i64,
-    to_weekdays: Vec<i64>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ConnectArgs {
-    user_id: Id,
-    url: UrlText,
-    label: Option<Label>,
 }
 
 async fn dispatch(deps: &Deps, caller: &Caller, field: Field, raw: Value) -> Result<Value, ApiError> {
@@ -718,94 +544,4 @@ fn in_input(e: cal_store::StoreError) -> ApiError {
 /// cannot be probed.
 fn visible(allowed: bool, what: &'static str, id: &str) -> Result<(), ApiError> {
     if allowed { Ok(()) } else { Err(ApiError::new(ErrorType::NotFound, format!("{what} {id} not found"))) }
-}
-
-/// `duration_min` → `durationMin` for field paths in messages.
-pub(crate) fn camel(snake: &str) -> String {
-    let mut out = String::new();
-    let mut upper = false;
-    for c in snake.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn weekly_rule(user_id: &str, r: RuleInputArgs) -> Result<WeeklyRule, ApiError> {
-    let params = BookingParams::new(r.min_duration_min, r.lead_time_hours, r.booking_window_days)
-        .map_err(|(field, e)| ApiError::validation(&format!("input.{}", camel(field)), e))?;
-    let time = |f: &str, t: &str| LocalTime::parse(t).map_err(|e| ApiError::validation(f, e));
-    Ok(WeeklyRule {
-        rule_id: r.rule_id.map(Id::into_string).unwrap_or_default(),
-        user_id: user_id.to_owned(),
-        role_code: r.role_code.into(),
-        weekday_mask: WeekdayMask::new(r.weekday_mask).map_err(|e| ApiError::validation("input.weekdayMask", e))?,
-        start_local: time("input.startLocal", &r.start_local)?,
-        end_local: time("input.endLocal", &r.end_local)?,
-        timezone: Zone::parse(&r.timezone).map_err(|e| ApiError::validation("input.timezone", e))?,
-        params,
-        active: r.active.unwrap_or(true),
-    })
-}
-
-fn exception(user_id: &str, e: ExceptionInputArgs) -> Result<Exception, ApiError> {
-    let kind = e.kind;
-    let time = |f: &str, t: &str| LocalTime::parse(t).map_err(|e| ApiError::validation(f, e));
-    let start = e.start_local.as_deref().map(|s| time("input.startLocal", s)).transpose()?;
-    let end = e.end_local.as_deref().map(|t| time("input.endLocal", t)).transpose()?;
-    let times = cal_core::availability::exception_times(start, end)
-        .map_err(|(field, problem)| ApiError::validation(&format!("input.{}", camel(field)), problem))?;
-    Ok(Exception {
-        exc_id: e.exc_id.map(Id::into_string).unwrap_or_default(),
-        user_id: user_id.to_owned(),
-        date_local: cal_core::time::parse_date(&e.date_local).map_err(|err| ApiError::validation("input.dateLocal", err))?,
-        timezone: Zone::parse(&e.timezone).map_err(|err| ApiError::validation("input.timezone", err))?,
-        kind,
-        times,
-    })
-}
-
-/// A hold request as the caller may make it: customers hold checkout or
-/// request time for themselves (or move their own event); admin holds and
-/// holds for others are for admins and services.
-fn hold_request(caller: &Caller, h: HoldInputArgs, request_booking: bool) -> Result<HoldRequest, ApiError> {
-    let kind = h.kind.unwrap_or(HoldKind::Checkout);
-    let mode = match (h.mode, request_booking) {
-        (Some(HoldMode::Instant), true) => return Err(ApiError::validation("input.mode", "requestBooking makes REQUEST holds")),
-        (Some(mode), _) => mode,
-        (None, false) => HoldMode::Instant,
-        (None, true) => HoldMode::Request,
-    };
-    let customer_id = match (caller.is_admin(), h.customer_id.map(Id::into_string)) {
-        (true, c) => c,
-        (false, None) => caller.user_id().map(str::to_owned),
-        (false, Some(c)) if Some(c.as_str()) == caller.user_id() => Some(c),
-        (false, Some(_)) => return Err(ApiError::forbidden()),
-    };
-    if kind == HoldKind::Admin && !caller.is_admin() {
-        return Err(ApiError::forbidden());
-    }
-    let input = HoldRequestInput {
-        user_id: h.user_id.into(),
-        role_code: h.role_code.into(),
-        customer_id,
-        start: instant("input.start", &h.start)?,
-        end: instant("input.end", &h.end)?,
-        kind: Some(kind),
-        mode: Some(mode),
-        event_id: h.event_id.map(Id::into_string),
-        ttl_min: h.ttl_min,
-        step_min: h.step_min,
-        idempotency_key: h.idempotency_key.into(),
-    };
-    HoldRequest::new(input).map_err(|e| match e {
-        cal_core::BookingError::Validation { field, reason } => ApiError::validation(&format!("input.{}", camel(field)), reason),
-        other => other.into(),
-    })
 }
