@@ -1,0 +1,1 @@
+//! Placeholder: the google client is being written against the shared contract in lib.rs.

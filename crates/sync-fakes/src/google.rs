@@ -1,0 +1,1 @@
+//! Placeholder: the google fake is being written.

@@ -1,0 +1,1 @@
+//! Placeholder: the microsoft fake is being written.
