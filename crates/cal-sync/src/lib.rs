@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod engine;
+pub mod jobs;
 pub mod google;
 pub mod microsoft;
 pub mod oauth;

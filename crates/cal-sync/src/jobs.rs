@@ -1,0 +1,101 @@
+//! The messages of the sync queue and the seams the functions share: the
+//! receivers and the renewer send [`SyncJob`]s, the worker runs them; the
+//! refresh tokens are sealed by a [`TokenVault`] (KMS envelope encryption in
+//! cal-aws) and jobs travel through a [`JobQueue`] (SQS in cal-aws).
+
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Secret;
+
+/// One unit of work for the sync worker. Jobs say *what* to bring up to
+/// date, never *what changed*: the worker reads the current state (the
+/// service's calendar, our event row), so a duplicated, late or reordered
+/// job is harmless.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "job", rename_all = "snake_case")]
+pub enum SyncJob {
+    /// Read one calendar from its stored token (a notification came, or the
+    /// periodic sync is due).
+    Pull { connection_id: String, calendar_id: String },
+    /// Read one calendar in full (410 Gone, a `missed` lifecycle event, a
+    /// resync asked for by the provider or an operator).
+    Resync { connection_id: String, calendar_id: String },
+    /// Bring our booking `event_id` into the provider's booking calendar as
+    /// it is now (confirmed: written; cancelled: removed).
+    Push { event_id: String },
+    /// Set up or renew the calendar's push channel / subscription.
+    Watch { connection_id: String, calendar_id: String },
+}
+
+impl SyncJob {
+    /// Jobs for one calendar share a group, so a FIFO queue runs them one
+    /// at a time; a push job is grouped by its event.
+    pub fn group(&self) -> String {
+        match self {
+            SyncJob::Pull { connection_id, calendar_id }
+            | SyncJob::Resync { connection_id, calendar_id }
+            | SyncJob::Watch { connection_id, calendar_id } => format!("{connection_id}/{calendar_id}"),
+            SyncJob::Push { event_id } => format!("event/{event_id}"),
+        }
+    }
+}
+
+/// Where jobs go (SQS in production).
+pub trait JobQueue: Send + Sync {
+    fn send(&self, job: &SyncJob) -> impl Future<Output = Result<(), QueueError>> + Send;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the sync queue refused a job: {0}")]
+pub struct QueueError(pub String);
+
+/// A refresh token sealed by envelope encryption: `ciphertext` is the token
+/// under a one-time data key (AES-256-GCM, `nonce`), and `wrapped_key` is
+/// that data key encrypted by the KMS key. The encryption context binds it
+/// to its connection: a row copied to another connection does not open.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sealed {
+    pub ciphertext: Vec<u8>,
+    pub nonce: Vec<u8>,
+    pub wrapped_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Sealed({} bytes)", self.ciphertext.len())
+    }
+}
+
+/// Seals and opens secrets for one connection.
+pub trait TokenVault: Send + Sync {
+    fn seal(&self, connection_id: &str, secret: &Secret) -> impl Future<Output = Result<Sealed, VaultError>> + Send;
+    fn open(&self, connection_id: &str, sealed: &Sealed) -> impl Future<Output = Result<Secret, VaultError>> + Send;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VaultError {
+    /// KMS (or the network to it) failed; the message names no secret.
+    #[error("the key service failed: {0}")]
+    Kms(String),
+    /// The sealed value does not open (tampered, or another connection's).
+    #[error("a sealed token does not open for this connection")]
+    Corrupt,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_are_tagged_json_and_grouped_per_calendar() {
+        let job = SyncJob::Pull { connection_id: "con_1".into(), calendar_id: "primary".into() };
+        let text = serde_json::to_string(&job).unwrap();
+        assert_eq!(text, r#"{"job":"pull","connection_id":"con_1","calendar_id":"primary"}"#);
+        assert_eq!(serde_json::from_str::<SyncJob>(&text).unwrap(), job);
+        assert_eq!(job.group(), "con_1/primary");
+        assert_eq!(SyncJob::Push { event_id: "ev_1".into() }.group(), "event/ev_1");
+        assert!(format!("{:?}", Sealed { ciphertext: vec![1, 2], nonce: vec![], wrapped_key: vec![] }).contains("2 bytes"));
+    }
+}
