@@ -15,7 +15,7 @@ use tokio_postgres::Row;
 
 use crate::db::Executor;
 use crate::error::{StoreError, ValidationProblem};
-use crate::rows::{self, EVENT_COLUMNS, EXCEPTION_COLUMNS, EXTERNAL_COLUMNS, HOLD_COLUMNS, RULE_COLUMNS};
+use crate::rows::{self, EVENT_COLUMNS, EXCEPTION_COLUMNS, EXTERNAL_COLUMNS, HOLD_COLUMNS, RULE_COLUMNS, SYNCED_COLUMNS};
 
 /// The padded range `[lo, hi)` a read covers, from parameters
 /// `$1 user_id, $2 role_code, $3 from, $4 to, $5 duration_min (0: none)`.
@@ -179,6 +179,13 @@ impl ReadParts {
             &format!("from cal.external_event, bounds where user_id = $1::text and {overlaps}"),
             false,
         ));
+        branches.push(union_branch(
+            lead,
+            "s",
+            SYNCED_COLUMNS,
+            &format!("from cal.synced_event, bounds where user_id = $1::text and {overlaps}"),
+            false,
+        ));
         ReadParts { bounds: bounds_cte(&guard), branches }
     }
 
@@ -209,7 +216,8 @@ impl ReadParts {
 /// * `e`: confirmed events, `h`: `active` holds (whole, `hold_record`'s
 ///   columns, so that a booking can mark the expired-but-unmarked ones
 ///   without reading them again), `x`: imported busy intervals (`id` is
-///   `source_id/uid/recurrence_id`), all overlapping the padded range.
+///   `source_id/uid/recurrence_id`), `s`: synced busy items (`id` is
+///   `connection_id/calendar_id/item_id`), all overlapping the padded range.
 ///
 /// Keyed, a key that has a hold leaves out the busy time (and exceptions):
 /// a hold of this very request that the busy time would show is the key's
@@ -310,12 +318,13 @@ pub(crate) async fn read_snapshot(
     CalendarSnapshot::from_rows(db.query_prepared(&statement, &all[..if key.is_some() { 6 } else { 5 }]).await?)
 }
 
-/// Sorts the busy rows of a read (`e`, `h`, `x`) into the calendar.
+/// Sorts the busy rows of a read (`e`, `h`, `x`, `s`) into the calendar.
 fn read_busy(rows: &[Row], calendar: &mut ProviderCalendar) -> Result<(), StoreError> {
     for row in rows {
         match row.try_get::<_, &str>("row_kind")? {
             "e" => calendar.events.push(rows::event(row)?),
             "h" => calendar.holds.push(rows::hold(row)?),
+            "s" => calendar.external_busy.push(rows::synced_busy(row)?),
             _ => calendar.external_busy.push(rows::external_busy(row)?),
         }
     }

@@ -12,6 +12,8 @@
 //! * [`booking`]: holds and bookings (SEMANTICS.md §5), each one transaction
 //!   under a per-provider lock, with the exclusion constraints as backstop.
 //! * [`outbox`]: the transactional outbox and the per-provider version.
+//! * [`sync`]: two-way sync's connections, synced busy time and written
+//!   bookings (SEMANTICS.md §11).
 //! * [`demo`]: a demo provider for local runs.
 //!
 //! Rows are converted into `cal_core` types on the way out; a stored row that
@@ -35,6 +37,7 @@ pub mod relay;
 pub mod rows;
 pub mod rules;
 pub mod sources;
+pub mod sync;
 pub mod tls;
 #[cfg(test)]
 mod golden_sql;

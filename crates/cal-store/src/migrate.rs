@@ -41,6 +41,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(4, "0004_outbox"),
     migration!(5, "0005_outbox_parking"),
     migration!(6, "0006_customer_hold_limit"),
+    migration!(7, "0007_calendar_sync"),
 ];
 
 /// Key of the advisory lock serializing migration runs ("cal_mig").

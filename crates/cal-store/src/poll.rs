@@ -163,6 +163,22 @@ const DUE_COLUMNS: &str = "s.source_id, s.user_id, s.url, s.etag, s.last_modifie
        order by r.created_at, r.rule_id limit 1) as provider_zone,
      (select max(r.booking_window_days) from cal.weekly_rule r where r.user_id = s.user_id and r.active) as horizon_days";
 
+/// The provider's zone for floating and all-day times: the zone of the
+/// first active weekly rule (`stored`), UTC without one. A rule's zone is
+/// checked when written; one the tz database later dropped must not stop
+/// this provider's imports, so it falls back to UTC with a warning naming
+/// `whose` (a source or connection id) for the operator.
+pub(crate) fn zone_or_utc(stored: Option<String>, whose: &str) -> Zone {
+    match stored.as_deref().map(Zone::parse) {
+        None => Zone::parse("UTC").expect("UTC is a zone"),
+        Some(Ok(z)) => z,
+        Some(Err(_)) => {
+            tracing::warn!(whose, table = "cal.weekly_rule", column = "timezone", "unknown zone; reading in UTC");
+            Zone::parse("UTC").expect("UTC is a zone")
+        }
+    }
+}
+
 fn due_source(row: &Row) -> Result<DueSource, StoreError> {
     let source_id: String = row.try_get("source_id")?;
     let hash: Option<Vec<u8>> = row.try_get("content_hash")?;
@@ -172,18 +188,7 @@ fn due_source(row: &Row) -> Result<DueSource, StoreError> {
             <[u8; 32]>::try_from(h.as_slice()).map_err(|_| StoreError::corrupt(TABLE, &source_id, "content_hash"))?,
         ),
     };
-    let zone: Option<String> = row.try_get("provider_zone")?;
-    // A rule's zone is checked when written; one the tz database later
-    // dropped must not stop this provider's polls, so it falls back to UTC
-    // (floating times then land in UTC) with a warning for the operator.
-    let provider_zone = match zone.as_deref().map(Zone::parse) {
-        None => Zone::parse("UTC").expect("UTC is a zone"),
-        Some(Ok(z)) => z,
-        Some(Err(_)) => {
-            tracing::warn!(source_id, table = "cal.weekly_rule", column = "timezone", "unknown zone; polling in UTC");
-            Zone::parse("UTC").expect("UTC is a zone")
-        }
-    };
+    let provider_zone = zone_or_utc(row.try_get("provider_zone")?, &source_id);
     Ok(DueSource {
         user_id: row.try_get("user_id")?,
         url: SecretUrl(row.try_get("url")?),

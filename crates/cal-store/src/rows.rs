@@ -32,6 +32,8 @@ pub const HOLD_COLUMNS: &str = "hold_id, user_id, start_at, end_at, expires_at, 
 
 /// Columns read by [`external_busy`].
 pub const EXTERNAL_COLUMNS: &str = "source_id || '/' || uid || '/' || recurrence_id as id, start_at, end_at";
+/// Columns of a `cal.synced_event` row as a read's busy row.
+pub const SYNCED_COLUMNS: &str = "connection_id || '/' || calendar_id || '/' || item_id as id, start_at, end_at";
 
 /// An exception with the note it was stored with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -172,4 +174,10 @@ pub fn hold(row: &Row) -> Result<HoldBusy, StoreError> {
 /// `source_id/uid/recurrence_id`.
 pub fn external_busy(row: &Row) -> Result<Interval, StoreError> {
     Reader::new(row, "cal.external_event", "id")?.interval()
+}
+
+/// A `cal.synced_event` row read with [`SYNCED_COLUMNS`]; its id is
+/// `connection_id/calendar_id/item_id`.
+pub fn synced_busy(row: &Row) -> Result<Interval, StoreError> {
+    Reader::new(row, "cal.synced_event", "id")?.interval()
 }

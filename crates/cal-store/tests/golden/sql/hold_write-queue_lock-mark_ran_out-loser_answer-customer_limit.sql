@@ -52,4 +52,6 @@ with allowed as (
          select null, null, null, null, 'h', null, null, user_id, role_code, null, null, null, null, null, null, null, null, null, null, null, hold_id, customer_id, start_at, end_at, kind, mode, status, expires_at, event_id, converted_event_id, idempotency_key, request_fingerprint, created_at, null from cal.hold, bounds where user_id = $1::text and status = 'active' and tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)')
          union all
          select null, null, null, null, 'x', null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, start_at, end_at, null, null, null, null, null, null, null, null, null, source_id || '/' || uid || '/' || recurrence_id from cal.external_event, bounds where user_id = $1::text and tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)')
+         union all
+         select null, null, null, null, 's', null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, start_at, end_at, null, null, null, null, null, null, null, null, null, connection_id || '/' || calendar_id || '/' || item_id from cal.synced_event, bounds where user_id = $1::text and tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)')
              order by row_kind, rule_id, date_local, exc_id, start_at, end_at, event_id, hold_id, id
