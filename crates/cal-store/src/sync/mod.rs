@@ -169,6 +169,24 @@ fn instant(row: &Row, column: &str) -> Result<Option<Instant>, StoreError> {
     Ok(row.try_get::<_, Option<DateTime<Utc>>>(column)?.map(Instant::from_chrono))
 }
 
+/// The id of `user_id`'s existing connection to this account, if any: a
+/// token is sealed for the connection that will hold it.
+pub async fn connection_id_for(
+    db: &impl Executor,
+    user_id: &str,
+    service: ServiceKind,
+    account_subject: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(db
+        .query(
+            "select connection_id from cal.sync_connection where user_id = $1 and service = $2 and account_subject = $3",
+            &[&user_id, &service.as_str(), &account_subject],
+        )
+        .await?
+        .first()
+        .map(|r| r.get(0)))
+}
+
 /// Records an OAuth state's nonce as used; `false` if it was used before
 /// (a replayed consent).
 pub async fn use_oauth_nonce(db: &impl Executor, nonce: &str) -> Result<bool, StoreError> {
@@ -496,19 +514,34 @@ pub async fn watch_owner(db: &impl Executor, watch_id: &str) -> Result<Option<Wa
         .transpose()
 }
 
-/// Stores a calendar's new watch and the hash of its secret; returns the
-/// one it replaces (to stop), if any.
+/// A calendar's current watch, if it has one.
+pub async fn current_watch(db: &impl Executor, connection_id: &str, calendar_id: &str) -> Result<Option<Watch>, StoreError> {
+    db.query(
+        "select watch_id, watch_resource_id, watch_expires_at from cal.sync_calendar
+          where connection_id = $1 and calendar_id = $2 and watch_id is not null",
+        &[&connection_id, &calendar_id],
+    )
+    .await?
+    .first()
+    .map(watch)
+    .transpose()
+}
+
+/// Stores a calendar's watch as granted, with the hash of its secret
+/// (`None`: the same watch extended, which keeps its secret); returns the
+/// one it replaces, if any.
 pub async fn record_watch(
     db: &impl Executor,
     connection_id: &str,
     calendar_id: &str,
     granted: &Watch,
-    secret_hash: &[u8],
+    secret_hash: Option<&[u8]>,
 ) -> Result<Option<Watch>, StoreError> {
     let rows = db
         .query(
             "update cal.sync_calendar k
-                set watch_id = $3, watch_resource_id = $4, watch_expires_at = $5, watch_secret_hash = $6, updated_at = now()
+                set watch_id = $3, watch_resource_id = $4, watch_expires_at = $5,
+                    watch_secret_hash = coalesce($6, k.watch_secret_hash), updated_at = now()
                from (select watch_id, watch_resource_id, watch_expires_at from cal.sync_calendar
                       where connection_id = $1 and calendar_id = $2 for update) old
               where k.connection_id = $1 and k.calendar_id = $2
@@ -519,8 +552,8 @@ pub async fn record_watch(
     let Some(row) = rows.first() else {
         return Err(StoreError::NotFound { entity: "calendar", id: format!("{connection_id}/{calendar_id}") });
     };
-    let old = watch(row).ok().filter(|w| w.id != granted.id);
-    Ok(old)
+    let old: Option<String> = row.try_get(0)?;
+    Ok(if old.is_some() { Some(watch(row)?).filter(|w| w.id != granted.id) } else { None })
 }
 
 /// A calendar whose watch should be set up or renewed, or whose periodic
