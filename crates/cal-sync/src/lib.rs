@@ -19,6 +19,7 @@
 pub mod engine;
 pub mod jobs;
 pub mod google;
+pub mod http;
 pub mod microsoft;
 pub mod oauth;
 pub mod secret;
@@ -239,6 +240,12 @@ pub enum SyncError {
     /// a refresh, `403` for revoked access): the provider must reconnect.
     #[error("the calendar service refused our access: {0}")]
     Reauth(String),
+    /// The API refused the access token (`401`): expired early or revoked.
+    /// The caller refreshes it once and retries; a refresh answering
+    /// `invalid_grant` is [`SyncError::Reauth`], and so is a second `401`
+    /// with a fresh token.
+    #[error("the access token was refused: {0}")]
+    Unauthorized(String),
     /// The sync token is no longer valid (`410 Gone`, Graph
     /// `syncStateNotFound`): read everything again.
     #[error("the sync token expired; a full sync is needed")]
