@@ -238,6 +238,14 @@ pub enum SyncError {
     /// a refresh, `403` for revoked access): the provider must reconnect.
     #[error("the calendar service refused our access: {0}")]
     Reauth(String),
+    /// The access token was refused (`401`) although the grant may be fine:
+    /// it expired, or the service invalidated it early (Graph: revoked
+    /// sign-in sessions, a changed password, continuous access evaluation).
+    /// Refresh it and try once more; a refresh that fails is [`Reauth`].
+    ///
+    /// [`Reauth`]: SyncError::Reauth
+    #[error("the calendar service refused the access token")]
+    Unauthorized,
     /// The sync token is no longer valid (`410 Gone`, Graph
     /// `syncStateNotFound`): read everything again.
     #[error("the sync token expired; a full sync is needed")]
