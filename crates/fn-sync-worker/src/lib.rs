@@ -195,10 +195,10 @@ impl<G: CalendarService, M: CalendarService, V: TokenVault, Q: JobQueue> Deps<G,
         Ok(tokens.access_token)
     }
 
-    /// Runs `call` with an access token; an access token the service
-    /// refuses is dropped and the call tried once more with a fresh one
-    /// (it may have been revoked early), so only a refused *refresh* means
-    /// the grant is gone.
+    /// Runs `call` with an access token. One the service refuses (`401`:
+    /// expired early or revoked) is dropped and the call tried once more
+    /// with a fresh one; a refused refresh, or a fresh token refused too,
+    /// means the grant is gone ([`SyncError::Reauth`]).
     async fn authorized<S, T, F, Fut>(&self, service: &S, grant: &ConnectionGrant, call: F) -> Result<T, SyncError>
     where
         S: CalendarService,
@@ -207,10 +207,14 @@ impl<G: CalendarService, M: CalendarService, V: TokenVault, Q: JobQueue> Deps<G,
     {
         let token = self.access(service, grant).await?;
         match retrying(&self.settings, || call(token.clone())).await {
-            Err(SyncError::Reauth(_)) => {
+            Err(SyncError::Unauthorized(_)) => {
                 self.access.lock().expect("access tokens").remove(&grant.connection.connection_id);
                 let token = self.access(service, grant).await?;
-                retrying(&self.settings, || call(token.clone())).await
+                match retrying(&self.settings, || call(token.clone())).await {
+                    // A fresh token refused too: the grant is gone.
+                    Err(SyncError::Unauthorized(why)) => Err(SyncError::Reauth(why)),
+                    other => other,
+                }
             }
             other => other,
         }
