@@ -60,6 +60,34 @@ impl ServiceKind {
     }
 }
 
+/// The two services' clients (production: [`google::Google`] and
+/// [`microsoft::Graph`]; their URLs point at the fakes in tests). Code
+/// written once over [`CalendarService`] reaches the right one through
+/// [`with_service!`].
+pub struct Services<G, M> {
+    pub google: G,
+    pub graph: M,
+}
+
+/// Runs `$body` with `$s` bound to the client of `$kind` in `$services`
+/// (a [`Services`]): the one place where code written over
+/// [`CalendarService`] meets the two services.
+#[macro_export]
+macro_rules! with_service {
+    ($services:expr, $kind:expr, |$s:ident| $body:expr) => {
+        match $kind {
+            $crate::ServiceKind::Google => {
+                let $s = &$services.google;
+                $body
+            }
+            $crate::ServiceKind::Microsoft => {
+                let $s = &$services.graph;
+                $body
+            }
+        }
+    };
+}
+
 /// Where a client sends its requests. The defaults are the services' public
 /// endpoints; tests replace them with a fake's base URL.
 #[derive(Clone, Debug, PartialEq, Eq)]

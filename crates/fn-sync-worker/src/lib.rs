@@ -27,7 +27,7 @@ use cal_core::time::Instant;
 use cal_store::StoreError;
 use cal_store::sync::{self, ConnectionGrant, ConnectionStatus, FailureKind, PushPlan, Pulled, PulledItem};
 use cal_sync::jobs::{JobQueue, QueueError, SyncJob, TokenVault, VaultError};
-use cal_sync::{CalendarService, ItemState, Secret, ServiceKind, SyncError, WatchRequest, engine, oauth};
+use cal_sync::{CalendarService, ItemState, Secret, ServiceKind, Services, SyncError, WatchRequest, engine, oauth, with_service};
 use deadpool_postgres::Pool;
 
 /// How the worker paces itself. Every field has an environment variable
@@ -91,8 +91,7 @@ impl ReceiverUrls {
 /// fakes' URLs in tests), `V` the token vault, `Q` the sync queue.
 pub struct Deps<G, M, V, Q> {
     pub pool: Pool,
-    pub google: G,
-    pub graph: M,
+    pub services: Services<G, M>,
     pub vault: V,
     pub queue: Q,
     pub receivers: ReceiverUrls,
@@ -114,36 +113,17 @@ pub enum JobError {
     Queue(#[from] QueueError),
 }
 
-/// Runs `$body` with `$s` bound to the client of `$kind`: the one place
-/// where a job's code, written once over [`CalendarService`], meets the two
-/// services.
-macro_rules! with_service {
-    ($deps:expr, $kind:expr, |$s:ident| $body:expr) => {
-        match $kind {
-            ServiceKind::Google => {
-                let $s = &$deps.google;
-                $body
-            }
-            ServiceKind::Microsoft => {
-                let $s = &$deps.graph;
-                $body
-            }
-        }
-    };
-}
-
 impl<G: CalendarService, M: CalendarService, V: TokenVault, Q: JobQueue> Deps<G, M, V, Q> {
     pub fn new(
         pool: Pool,
-        google: G,
-        graph: M,
+        services: Services<G, M>,
         vault: V,
         queue: Q,
         receivers: ReceiverUrls,
         settings: Settings,
         clock: Arc<dyn Fn() -> Instant + Send + Sync>,
     ) -> Self {
-        Deps { pool, google, graph, vault, queue, receivers, settings, clock, access: Mutex::new(HashMap::new()) }
+        Deps { pool, services, vault, queue, receivers, settings, clock, access: Mutex::new(HashMap::new()) }
     }
 
     fn now(&self) -> Instant {
@@ -232,7 +212,7 @@ impl<G: CalendarService, M: CalendarService, V: TokenVault, Q: JobQueue> Deps<G,
         let now = self.now();
         let horizon = (now.plus_secs(-self.settings.past_days * 86_400), now.plus_secs(i64::from(state.horizon_days) * 86_400));
         let token = if full { None } else { state.sync_token.as_deref() };
-        let read = with_service!(self, grant.connection.service, |s| {
+        let read = with_service!(self.services, grant.connection.service, |s| {
             self.authorized(s, &grant, |access| async move { engine::sync_calendar(s, &access, calendar_id, token, horizon).await })
                 .await
         });
@@ -299,7 +279,7 @@ impl<G: CalendarService, M: CalendarService, V: TokenVault, Q: JobQueue> Deps<G,
             sync::record_push_failure(&**db, event_id, connection_id, calendar_id, "the connection needs a new consent", false).await?;
             return Ok(());
         }
-        let written = with_service!(self, grant.connection.service, |s| {
+        let written = with_service!(self.services, grant.connection.service, |s| {
             self.authorized(s, &grant, |access| {
                 let plan = &plan;
                 async move {
@@ -364,7 +344,7 @@ impl<G: CalendarService, M: CalendarService, V: TokenVault, Q: JobQueue> Deps<G,
             lifecycle_address: (service == ServiceKind::Microsoft).then(|| self.receivers.graph.clone()),
             expires_at: self.now().plus_secs(self.settings.watch_secs),
         };
-        let granted = with_service!(self, service, |s| {
+        let granted = with_service!(self.services, service, |s| {
             self.authorized(s, &grant, |access| {
                 let (old, request) = (&old, &request);
                 async move {
