@@ -176,3 +176,100 @@ async fn sync_secrets_load_from_secrets_manager_and_refuse_a_missing_field_by_na
     let err = SyncSecrets::load(&sdk, &Env::from_pairs(&[])).await.unwrap_err();
     assert_eq!(err.to_string(), "SYNC_SECRETS_ARN is not set");
 }
+
+/// The `SyncPushRule` of template.yaml, read from the file: its
+/// detail-types, input paths, input template and message group.
+struct PushRule {
+    detail_types: Vec<String>,
+    paths: Vec<(String, String)>,
+    template: String,
+    group: String,
+}
+
+fn push_rule_of_the_template() -> PushRule {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    // The resource's lines: from its name to the next resource (two spaces in).
+    let lines: Vec<&str> = text
+        .lines()
+        .skip_while(|l| *l != "  SyncPushRule:")
+        .skip(1)
+        .take_while(|l| !(l.starts_with("  ") && !l.starts_with("   ") && l.trim_end().ends_with(':')))
+        .collect();
+    let value = |key: &str| lines.iter().find_map(|l| l.trim().strip_prefix(key)).map(str::trim);
+    let list = value("detail-type:").expect("detail-type in SyncPushRule");
+    let detail_types = list.trim_matches(['[', ']']).split(',').map(|t| t.trim().to_owned()).collect();
+    let template = value("InputTemplate:").expect("InputTemplate").trim_matches('\'').to_owned();
+    let group = value("SqsParameters:").expect("SqsParameters").trim_matches(['{', '}', ' ']);
+    let group = group.strip_prefix("MessageGroupId:").expect("MessageGroupId").trim().to_owned();
+    let paths = ["event_id", "cause"]
+        .iter()
+        .map(|k| ((*k).to_owned(), value(&format!("{k}:")).unwrap_or_else(|| panic!("InputPathsMap {k}")).to_owned()))
+        .collect();
+    PushRule { detail_types, paths, template, group }
+}
+
+/// A booking confirmed, moved and cancelled, relayed from the outbox onto a
+/// bus whose rule is the template's SyncPushRule: three push jobs of that
+/// booking reach the FIFO queue (the queue deduplicates by content, so this
+/// fails if the rule's bodies were alike), and nothing else does.
+#[tokio::test]
+async fn the_templates_push_rule_turns_each_booking_change_into_a_push_job() {
+    use aws_sdk_eventbridge::types::{InputTransformer, SqsParameters, Target};
+    use cal_aws::testing::fixture::{NOW, TestDb, at, seed_fixture};
+
+    let rule = push_rule_of_the_template();
+    assert_eq!(rule.detail_types, [cal_store::booking::EVENT_CONFIRMED, cal_store::booking::EVENT_RESCHEDULED, cal_store::booking::EVENT_CANCELLED]);
+    let sdk = moto().await;
+    let events = aws_sdk_eventbridge::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let url = create_queue(&sdk, true).await;
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+        .unwrap();
+    let bus = cal_aws::testing::unique("bus");
+    events.create_event_bus().name(&bus).send().await.unwrap();
+    events
+        .put_rule()
+        .name("sync-push")
+        .event_bus_name(&bus)
+        .event_pattern(json!({ "detail-type": rule.detail_types }).to_string())
+        .send()
+        .await
+        .unwrap();
+    let mut transformer = InputTransformer::builder().input_template(&rule.template);
+    for (k, v) in &rule.paths {
+        transformer = transformer.input_paths_map(k, v);
+    }
+    let target = Target::builder()
+        .id("sync-queue")
+        .arn(arn)
+        .sqs_parameters(SqsParameters::builder().message_group_id(&rule.group).build())
+        .input_transformer(transformer.build().unwrap())
+        .build()
+        .unwrap();
+    events.put_targets().rule("sync-push").event_bus_name(&bus).targets(target).send().await.unwrap();
+
+    // Confirmed (the fixture), rescheduled, cancelled; relayed to the bus.
+    let mut db = TestDb::new().await;
+    let fx = seed_fixture(&mut db).await;
+    cal_store::confirm_hold(&mut db.client, &fx.reschedule_hold_id, at(NOW)).await.unwrap();
+    cal_store::cancel_event(&mut db.client, &fx.event_id, at(NOW)).await.unwrap();
+    let publisher = cal_aws::EventBridgePublisher::new(events.clone(), &bus, "cal");
+    let opts = cal_store::RelayOptions { backoff: std::time::Duration::from_millis(10), ..Default::default() };
+    cal_store::relay_outbox(&mut db.client, &publisher, opts).await.unwrap();
+
+    let messages = drain_queue(&sqs, &url).await;
+    let jobs: Vec<SyncJob> = messages.iter().map(|m| serde_json::from_str(m.body().unwrap()).unwrap()).collect();
+    assert_eq!(jobs, vec![SyncJob::Push { event_id: fx.event_id.clone() }; 3], "{messages:?}");
+    for m in &messages {
+        assert_eq!(m.attributes().unwrap()[&MessageSystemAttributeName::MessageGroupId], rule.group);
+    }
+}
