@@ -27,8 +27,9 @@ PYTHON=${PYTHON:-python3}
 REQUESTS=${LAMBDA_BENCH_REQUESTS:-300}
 WARMUP=${LAMBDA_BENCH_WARMUP:-30}
 COLD_RUNS=${LAMBDA_BENCH_COLD_RUNS:-10}
-# The functions of template.yaml (BuildProperties: Binary).
-mapfile -t BINS < <(awk '/^        Binary: / { print $2 }' template.yaml)
+# The binaries of template.yaml's functions (BuildProperties: Binary), each
+# once: two functions may share one (the sync receivers).
+mapfile -t BINS < <(awk '/^        Binary: / && !seen[$2]++ { print $2 }' template.yaml)
 ((${#BINS[@]} > 0)) || die "no Binary: in template.yaml"
 
 tmp=$(mktemp -d -t cal-lambda-bench.XXXXXX)

@@ -88,6 +88,22 @@ impl Aws {
     pub fn poll_starter(&self, state_machine_arn: &str) -> crate::StepFunctionsPollStarter {
         crate::StepFunctionsPollStarter::new(aws_sdk_sfn::Client::new(&self.sdk), state_machine_arn)
     }
+
+    /// The sync's token vault under the KMS key `key_id` (`TOKEN_KMS_KEY_ID`).
+    pub fn token_vault(&self, key_id: &str) -> crate::KmsTokenVault {
+        crate::KmsTokenVault::new(aws_sdk_kms::Client::new(&self.sdk), key_id)
+    }
+
+    /// The sync queue at `queue_url` (`SYNC_QUEUE_URL`).
+    pub fn job_queue(&self, queue_url: &str) -> crate::SqsJobQueue {
+        crate::SqsJobQueue::new(aws_sdk_sqs::Client::new(&self.sdk), queue_url)
+    }
+
+    /// The sync's OAuth clients and state key: the secret named by
+    /// `SYNC_SECRETS_ARN` (fetched once, here).
+    pub async fn sync_secrets(&self, env: &Env) -> Result<crate::SyncSecrets, crate::SyncSecretsError> {
+        crate::SyncSecrets::load(&self.sdk, env).await
+    }
 }
 
 /// Runs the Lambda loop: each event's payload and [`Context`] (deadline,

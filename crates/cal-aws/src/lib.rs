@@ -18,6 +18,11 @@
 //!   ([`PollStarter`]).
 //! * [`metrics`]: custom CloudWatch metrics as embedded-metric-format lines
 //!   ([`emit_metric`]).
+//! * [`vault`]: the sync's refresh tokens sealed by KMS envelope encryption
+//!   ([`KmsTokenVault`]).
+//! * [`queue`]: sync jobs onto SQS ([`SqsJobQueue`]).
+//! * [`sync_config`]: the sync functions' variables and their secret
+//!   ([`SyncSecrets`]).
 
 #![forbid(unsafe_code)]
 
@@ -31,9 +36,12 @@ pub mod idempotency;
 pub mod metrics;
 pub mod poll;
 pub mod publisher;
+pub mod queue;
 pub mod sdk;
+pub mod sync_config;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod vault;
 
 pub use cache::{CacheKey, CachedEntry, DynamoCache, VersionedCache};
 pub use bootstrap::{Aws, StartupError, init_logging, serve, start};
@@ -44,3 +52,6 @@ pub use idempotency::{DynamoIdempotencyStore, IdempotencyError, IdempotencyStore
 pub use metrics::emit_metric;
 pub use poll::{PollStarter, StepFunctionsPollStarter};
 pub use publisher::EventBridgePublisher;
+pub use queue::SqsJobQueue;
+pub use sync_config::{SyncSecrets, SyncSecretsError};
+pub use vault::KmsTokenVault;

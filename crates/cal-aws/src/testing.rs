@@ -127,32 +127,72 @@ impl BusWithQueue {
     /// Every message delivered so far (received and deleted), as the
     /// EventBridge envelopes they carry.
     pub async fn drain(&self) -> Vec<serde_json::Value> {
-        let mut out = Vec::new();
-        let mut empty_polls = 0;
-        while empty_polls < 2 {
-            let resp = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.queue_url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(0)
-                .send()
-                .await
-                .expect("receive");
-            let messages = resp.messages.unwrap_or_default();
-            if messages.is_empty() {
-                empty_polls += 1;
-                continue;
-            }
-            for m in messages {
-                out.push(serde_json::from_str(m.body().unwrap_or("null")).expect("message body is JSON"));
-                if let Some(handle) = m.receipt_handle() {
-                    self.sqs.delete_message().queue_url(&self.queue_url).receipt_handle(handle).send().await.expect("delete");
-                }
-            }
-        }
-        out
+        drain_queue(&self.sqs, &self.queue_url)
+            .await
+            .iter()
+            .map(|m| serde_json::from_str(m.body().unwrap_or("null")).expect("message body is JSON"))
+            .collect()
     }
+}
+
+/// Every message in `queue_url` now (received and deleted, in the order
+/// received), with its attributes (`MessageGroupId` on a FIFO queue).
+pub async fn drain_queue(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut out = Vec::new();
+    let mut empty_polls = 0;
+    while empty_polls < 2 {
+        let resp = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(0)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .send()
+            .await
+            .expect("receive");
+        let messages = resp.messages.unwrap_or_default();
+        if messages.is_empty() {
+            empty_polls += 1;
+            continue;
+        }
+        for m in messages {
+            if let Some(handle) = m.receipt_handle() {
+                sqs.delete_message().queue_url(queue_url).receipt_handle(handle).send().await.expect("delete");
+            }
+            out.push(m);
+        }
+    }
+    out
+}
+
+/// A new queue: FIFO (the sync queue's kind, content-based deduplication
+/// on, as template.yaml has it) or standard. Returns its URL.
+pub async fn create_queue(sdk: &SdkConfig, fifo: bool) -> String {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let mut request = sqs.create_queue();
+    if fifo {
+        request = request
+            .queue_name(format!("{}.fifo", unique("sync")))
+            .attributes(QueueAttributeName::FifoQueue, "true")
+            .attributes(QueueAttributeName::ContentBasedDeduplication, "true");
+    } else {
+        request = request.queue_name(unique("sync"));
+    }
+    request.send().await.expect("create queue").queue_url.expect("queue url")
+}
+
+/// A new symmetric KMS key (the sync's token key). Returns its id.
+pub async fn create_kms_key(sdk: &SdkConfig) -> String {
+    let kms = aws_sdk_kms::Client::new(sdk);
+    let out = kms.create_key().description(unique("sync-token-key")).send().await.expect("create key");
+    out.key_metadata.expect("key metadata").key_id
+}
+
+/// A new Secrets Manager secret holding `value`. Returns its ARN.
+pub async fn create_secret(sdk: &SdkConfig, value: &str) -> String {
+    let client = aws_sdk_secretsmanager::Client::new(sdk);
+    let out = client.create_secret().name(unique("sync-secrets")).secret_string(value).send().await.expect("create secret");
+    out.arn.expect("secret arn")
 }
 
 /// A state machine on moto that does nothing (one Pass state), for tests
