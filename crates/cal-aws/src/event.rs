@@ -54,6 +54,9 @@ pub enum HandlerError {
     /// No connection could be taken from the pool.
     #[error("no database connection available")]
     Pool(#[source] deadpool_postgres::PoolError),
+    /// The sync queue refused a job.
+    #[error(transparent)]
+    Queue(#[from] cal_sync::jobs::QueueError),
 }
 
 impl HandlerError {
@@ -68,7 +71,7 @@ impl HandlerError {
                 RelayError::Bus { .. } => ErrorType::Internal,
             },
             HandlerError::Idempotency(e) => e.error_type(),
-            HandlerError::Aws(_) | HandlerError::Pool(_) => ErrorType::Internal,
+            HandlerError::Aws(_) | HandlerError::Pool(_) | HandlerError::Queue(_) => ErrorType::Internal,
         }
     }
 }

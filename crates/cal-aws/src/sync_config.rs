@@ -59,6 +59,27 @@ pub enum SyncSecretsError {
 }
 
 impl SyncSecrets {
+    /// Both services' clients on their public endpoints, with
+    /// `redirect_uri` (the callback's URL) for the code flow; functions that
+    /// only refresh tokens may pass `""`.
+    pub fn services(&self, redirect_uri: &str) -> cal_sync::Services<cal_sync::google::Google, cal_sync::microsoft::Graph> {
+        let credentials = |client_id: &str, client_secret: &Secret| cal_sync::ClientCredentials {
+            client_id: client_id.to_owned(),
+            client_secret: client_secret.clone(),
+            redirect_uri: redirect_uri.to_owned(),
+        };
+        cal_sync::Services {
+            google: cal_sync::google::Google::new(
+                cal_sync::google::Google::public_endpoints(),
+                credentials(&self.google_client_id, &self.google_client_secret),
+            ),
+            graph: cal_sync::microsoft::Graph::new(
+                cal_sync::microsoft::Graph::public_endpoints(),
+                credentials(&self.microsoft_client_id, &self.microsoft_client_secret),
+            ),
+        }
+    }
+
     /// Fetches the secret named by `SYNC_SECRETS_ARN`, once (cold start).
     pub async fn load(sdk: &SdkConfig, env: &Env) -> Result<SyncSecrets, SyncSecretsError> {
         let arn: String = env.required(SYNC_SECRETS_ARN)?;

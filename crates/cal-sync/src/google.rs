@@ -174,6 +174,12 @@ impl CalendarService for Google {
         ServiceKind::Google
     }
 
+    fn with_redirect_uri(&self, redirect_uri: &str) -> Self {
+        let mut client = self.clone();
+        client.credentials.redirect_uri = redirect_uri.to_owned();
+        client
+    }
+
     fn authorization_url(&self, state: &str, code_challenge: &str) -> String {
         let query = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("response_type", "code")

@@ -27,6 +27,44 @@ pub enum SyncJob {
     Push { event_id: String },
     /// Set up or renew the calendar's push channel / subscription.
     Watch { connection_id: String, calendar_id: String },
+    /// A notification as a receiver got it: which channel / subscription
+    /// it names, the SHA-256 (hex) of the secret it presented, and what it
+    /// says. The receivers hold no database and no key: the worker checks
+    /// the proof against the stored hash and drops a forgery.
+    Notify {
+        watch_id: String,
+        proof: String,
+        /// Google's `X-Goog-Resource-ID`, checked against the stored one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resource_id: Option<String>,
+        event: NotifyEvent,
+    },
+}
+
+/// What a notification says, once believed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyEvent {
+    /// The calendar's events changed: pull.
+    Changed,
+    /// Notifications were lost (Graph `missed`): read in full.
+    Missed,
+    /// The subscription must be renewed or made anew (Graph
+    /// `reauthorizationRequired`, `subscriptionRemoved`).
+    Resubscribe,
+}
+
+/// The proof a notification carries: the SHA-256 (hex) of its secret.
+pub fn proof(secret: &str) -> String {
+    crate::oauth::secret_hash(secret).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether `proof` is the hex of `stored_hash`, compared in constant time.
+pub fn proof_matches(proof: &str, stored_hash: &[u8]) -> bool {
+    let expected: String = stored_hash.iter().map(|b| format!("{b:02x}")).collect();
+    !stored_hash.is_empty()
+        && proof.len() == expected.len()
+        && proof.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
 impl SyncJob {
@@ -38,6 +76,7 @@ impl SyncJob {
             | SyncJob::Resync { connection_id, calendar_id }
             | SyncJob::Watch { connection_id, calendar_id } => format!("{connection_id}/{calendar_id}"),
             SyncJob::Push { event_id } => format!("event/{event_id}"),
+            SyncJob::Notify { watch_id, .. } => format!("watch/{watch_id}"),
         }
     }
 }
@@ -96,6 +135,9 @@ mod tests {
         assert_eq!(serde_json::from_str::<SyncJob>(&text).unwrap(), job);
         assert_eq!(job.group(), "con_1/primary");
         assert_eq!(SyncJob::Push { event_id: "ev_1".into() }.group(), "event/ev_1");
+        assert!(proof_matches(&proof("s3cret"), &crate::oauth::secret_hash("s3cret")));
+        assert!(!proof_matches(&proof("s3cret"), &crate::oauth::secret_hash("other")));
+        assert!(!proof_matches("", &[]));
         assert!(format!("{:?}", Sealed { ciphertext: vec![1, 2], nonce: vec![], wrapped_key: vec![] }).contains("2 bytes"));
     }
 }

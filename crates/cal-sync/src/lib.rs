@@ -305,6 +305,13 @@ impl SyncError {
 pub trait CalendarService: Send + Sync {
     fn kind(&self) -> ServiceKind;
 
+    /// The same client with another redirect URI (the callback learns its
+    /// own URL from the request: a template cannot hand a function its own
+    /// Function URL).
+    fn with_redirect_uri(&self, redirect_uri: &str) -> Self
+    where
+        Self: Sized;
+
     /// The consent URL the provider's browser is sent to (authorization
     /// code with PKCE, S256), asking for the least scopes that work.
     fn authorization_url(&self, state: &str, code_challenge: &str) -> String;

@@ -312,6 +312,12 @@ impl CalendarService for Graph {
         ServiceKind::Microsoft
     }
 
+    fn with_redirect_uri(&self, redirect_uri: &str) -> Self {
+        let mut client = self.clone();
+        client.credentials.redirect_uri = redirect_uri.to_owned();
+        client
+    }
+
     fn authorization_url(&self, state: &str, code_challenge: &str) -> String {
         let mut url = Url::parse(&self.endpoints.authorize).expect("the authorization endpoint is a URL");
         url.query_pairs_mut()

@@ -26,7 +26,7 @@ use cal_aws::{ConfigError, Env};
 use cal_core::time::Instant;
 use cal_store::StoreError;
 use cal_store::sync::{self, ConnectionGrant, ConnectionStatus, FailureKind, PushPlan, Pulled, PulledItem};
-use cal_sync::jobs::{JobQueue, QueueError, SyncJob, TokenVault, VaultError};
+use cal_sync::jobs::{JobQueue, NotifyEvent, QueueError, SyncJob, TokenVault, VaultError, proof_matches};
 use cal_sync::{CalendarService, ItemState, Secret, ServiceKind, Services, SyncError, WatchRequest, engine, oauth, with_service};
 use deadpool_postgres::Pool;
 
@@ -87,6 +87,31 @@ impl ReceiverUrls {
     }
 }
 
+/// The worker's configuration from the environment, read once.
+pub struct Config {
+    pub settings: Settings,
+    pub receivers: ReceiverUrls,
+    /// `SYNC_QUEUE_URL`.
+    pub queue_url: String,
+    /// `TOKEN_KMS_KEY_ID`.
+    pub kms_key_id: String,
+    /// `DB_POOL_SIZE`.
+    pub pool_size: usize,
+}
+
+impl Config {
+    /// Reads it; a bad value is refused, naming the variable.
+    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
+        Ok(Config {
+            settings: Settings::from_env(env)?,
+            receivers: ReceiverUrls::from_env(env)?,
+            queue_url: cal_aws::sync_config::sync_queue_url(env)?,
+            kms_key_id: cal_aws::sync_config::token_kms_key_id(env)?,
+            pool_size: cal_aws::config::db_pool_size(env)?,
+        })
+    }
+}
+
 /// What a job needs. `G` and `M` are the Google and Graph clients (the
 /// fakes' URLs in tests), `V` the token vault, `Q` the sync queue.
 pub struct Deps<G, M, V, Q> {
@@ -138,6 +163,34 @@ impl<G: CalendarService, M: CalendarService, V: TokenVault, Q: JobQueue> Deps<G,
             SyncJob::Resync { connection_id, calendar_id } => self.pull(connection_id, calendar_id, true).await,
             SyncJob::Push { event_id } => self.push(event_id, deliveries).await,
             SyncJob::Watch { connection_id, calendar_id } => self.watch(connection_id, calendar_id).await,
+            SyncJob::Notify { watch_id, proof, resource_id, event } => {
+                self.notified(watch_id, proof, resource_id.as_deref(), *event).await
+            }
+        }
+    }
+
+    /// A notification a receiver passed on: believed only if its proof is
+    /// the hash of the stored secret (and, for Google, it names the stored
+    /// resource), then run as the job it means. One for a channel we do not
+    /// know (stopped, replaced, or its calendar no longer blocks) is dropped.
+    async fn notified(&self, watch_id: &str, proof: &str, resource_id: Option<&str>, event: NotifyEvent) -> Result<(), JobError> {
+        let Some(owner) = sync::watch_owner(&**self.db().await?, watch_id).await? else {
+            tracing::info!(watch_id, "notification for an unknown channel dropped");
+            return Ok(());
+        };
+        let resource_ok = match (resource_id, owner.resource_id.as_deref()) {
+            (Some(given), Some(stored)) => given == stored,
+            _ => true,
+        };
+        if !resource_ok || !proof_matches(proof, &owner.secret_hash) {
+            tracing::warn!(watch_id, "forged notification dropped");
+            return Ok(());
+        }
+        let (connection_id, calendar_id) = (owner.connection_id.as_str(), owner.calendar_id.as_str());
+        match event {
+            NotifyEvent::Changed => self.pull(connection_id, calendar_id, false).await,
+            NotifyEvent::Missed => self.pull(connection_id, calendar_id, true).await,
+            NotifyEvent::Resubscribe => self.watch(connection_id, calendar_id).await,
         }
     }
 
