@@ -1,0 +1,248 @@
+//! A whole two-way sync on one machine: a real PostgreSQL (`DATABASE_URL`),
+//! the protocol fakes of Google and Graph on 127.0.0.1, the receivers
+//! served over real HTTP on 127.0.0.1 (the fakes POST their notifications
+//! to them), the OAuth callback's `connect`, and the worker — joined by an
+//! in-memory stand-in for the SQS queue, which lets a test drop, duplicate
+//! and reorder jobs as a network and a queue may.
+//!
+//! The token vault here is an in-memory stand-in bound to the connection
+//! id like the KMS one (which cal-aws tests against moto).
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use aws_lambda_events::http::{HeaderMap, HeaderName, HeaderValue};
+use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest;
+use cal_core::time::{Instant, Interval};
+use cal_store::testing::TestDb;
+use cal_store::testing::fixture::{PROVIDER, rule};
+use cal_sync::google::{Google, SCOPES};
+use cal_sync::jobs::{JobQueue, QueueError, Sealed, SyncJob, TokenVault, VaultError};
+use cal_sync::microsoft::Graph;
+use cal_sync::oauth::{self, StateKey};
+use cal_sync::{ClientCredentials, Endpoints, Secret, ServiceKind, Services};
+use fn_sync_worker::{Deps, ReceiverUrls, Settings};
+use sha2::{Digest, Sha256};
+use sync_fakes::google::FakeGoogle;
+use sync_fakes::microsoft::FakeGraph;
+use sync_fakes::{FakeResponse, FakeServer};
+
+/// The sync queue's stand-in: jobs in order, shared by every sender.
+#[derive(Clone, Default)]
+pub struct MemoryQueue(Arc<Mutex<VecDeque<SyncJob>>>);
+
+impl MemoryQueue {
+    pub fn drain(&self) -> Vec<SyncJob> {
+        self.0.lock().unwrap().drain(..).collect()
+    }
+
+    /// Queues a job as a sender would (e.g. the bus's push rule).
+    pub fn push(&self, job: SyncJob) {
+        self.0.lock().unwrap().push_back(job);
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+}
+
+impl JobQueue for MemoryQueue {
+    async fn send(&self, job: &SyncJob) -> Result<(), QueueError> {
+        self.0.lock().unwrap().push_back(job.clone());
+        Ok(())
+    }
+}
+
+/// The vault's stand-in: the token stays as it is, bound to its connection
+/// (opening it for another connection fails, as with KMS's context).
+#[derive(Clone, Default)]
+pub struct MemoryVault;
+
+fn binding(connection_id: &str) -> Vec<u8> {
+    Sha256::digest(connection_id.as_bytes()).to_vec()
+}
+
+impl TokenVault for MemoryVault {
+    async fn seal(&self, connection_id: &str, secret: &Secret) -> Result<Sealed, VaultError> {
+        Ok(Sealed { ciphertext: secret.expose().as_bytes().to_vec(), nonce: binding(connection_id), wrapped_key: vec![0; 8] })
+    }
+
+    async fn open(&self, connection_id: &str, sealed: &Sealed) -> Result<Secret, VaultError> {
+        if sealed.nonce != binding(connection_id) {
+            return Err(VaultError::Corrupt);
+        }
+        Ok(Secret::new(String::from_utf8(sealed.ciphertext.clone()).map_err(|_| VaultError::Corrupt)?))
+    }
+}
+
+/// A clock the test moves: starts at the real time (the fakes' tokens and
+/// channels live by it), whole minutes.
+#[derive(Clone)]
+pub struct Clock(Arc<Mutex<Instant>>);
+
+impl Clock {
+    pub fn real() -> Clock {
+        let now = chrono::Utc::now().timestamp();
+        Clock(Arc::new(Mutex::new(Instant::from_unix(now - now % 60))))
+    }
+
+    pub fn now(&self) -> Instant {
+        *self.0.lock().unwrap()
+    }
+
+    pub fn advance_secs(&self, secs: i64) {
+        let mut t = self.0.lock().unwrap();
+        *t = t.plus_secs(secs);
+    }
+}
+
+pub type Worker = Deps<Google, Graph, MemoryVault, MemoryQueue>;
+
+/// A receiver over real HTTP on 127.0.0.1, as its Function URL serves it.
+pub async fn serve_receiver(service: ServiceKind, queue: MemoryQueue) -> FakeServer {
+    let deps = Arc::new(fn_sync_receiver::Deps { queue, service });
+    FakeServer::start(move |req| {
+        let deps = deps.clone();
+        async move {
+            let mut headers = HeaderMap::new();
+            for (k, v) in &req.headers {
+                if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+                    headers.insert(k, v);
+                }
+            }
+            let query: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&req.query).finish();
+            let mut event = LambdaFunctionUrlRequest::default();
+            event.headers = headers;
+            event.raw_path = Some(req.path.clone());
+            event.raw_query_string = Some(query);
+            event.body = Some(String::from_utf8_lossy(&req.body).into_owned());
+            event.is_base64_encoded = false;
+            event.request_context.http.method = Some(req.method.clone());
+            let answer = fn_sync_receiver::handle(&deps, event).await;
+            let mut out = FakeResponse::empty(answer.status_code as u16);
+            for (k, v) in &answer.headers {
+                out = out.with_header(k.as_str(), v.to_str().unwrap_or(""));
+            }
+            out.body = answer.body.unwrap_or_default().into_bytes();
+            out
+        }
+    })
+    .await
+}
+
+/// Everything of one sync run.
+pub struct Rig {
+    pub db: TestDb,
+    pub google: FakeGoogle,
+    pub graph: FakeGraph,
+    pub queue: MemoryQueue,
+    pub clock: Clock,
+    pub worker: Worker,
+    pub google_receiver: FakeServer,
+    pub graph_receiver: FakeServer,
+    pub state_key: StateKey,
+}
+
+pub fn google_client(fake: &FakeGoogle) -> Google {
+    let endpoints = Endpoints { authorize: fake.authorize_url(), token: fake.token_url(), revoke: Some(fake.revoke_url()), api: fake.api_url() };
+    let credentials = ClientCredentials {
+        client_id: sync_fakes::google::CLIENT_ID.into(),
+        client_secret: Secret::new(sync_fakes::google::CLIENT_SECRET),
+        redirect_uri: sync_fakes::google::REDIRECT_URI.into(),
+    };
+    Google::new(endpoints, credentials)
+}
+
+pub fn graph_client(fake: &FakeGraph) -> Graph {
+    let endpoints = Endpoints { authorize: fake.authorize_url(), token: fake.token_url(), revoke: None, api: fake.api_url() };
+    let credentials = ClientCredentials {
+        client_id: sync_fakes::microsoft::CLIENT_ID.into(),
+        client_secret: Secret::new(sync_fakes::microsoft::CLIENT_SECRET),
+        redirect_uri: sync_fakes::microsoft::REDIRECT_URI.into(),
+    };
+    Graph::new(endpoints, credentials)
+}
+
+impl Rig {
+    /// A provider (`prov-ana`, photographer, every day 08:00–18:00 Berlin)
+    /// and both services, nothing connected yet.
+    pub async fn new() -> Rig {
+        let mut db = TestDb::new().await;
+        cal_store::put_rule(&mut db.client, &rule("wr_1", PROVIDER, 127, "08:00", "18:00")).await.unwrap();
+        let (google, graph) = (FakeGoogle::start().await, FakeGraph::start().await);
+        let queue = MemoryQueue::default();
+        let clock = Clock::real();
+        let google_receiver = serve_receiver(ServiceKind::Google, queue.clone()).await;
+        let graph_receiver = serve_receiver(ServiceKind::Microsoft, queue.clone()).await;
+        let receivers = ReceiverUrls { google: format!("{}/", google_receiver.base_url()), graph: format!("{}/", graph_receiver.base_url()) };
+        let pool = cal_store::pool_from_url(&db.url(), 4).unwrap();
+        let services = Services { google: google_client(&google), graph: graph_client(&graph) };
+        let settings = Settings { max_inline_wait_secs: 2, ..Settings::default() };
+        let tick = clock.clone();
+        let worker = Deps::new(pool, services, MemoryVault, queue.clone(), receivers, settings, Arc::new(move || tick.now()));
+        let state_key = StateKey::new(vec![42u8; 32]).unwrap();
+        Rig { db, google, graph, queue, clock, worker, google_receiver, graph_receiver, state_key }
+    }
+
+    /// The provider consents (the browser's part done by the fake) and the
+    /// callback completes the connect; returns the connection id.
+    pub async fn connect(&self, service: ServiceKind) -> String {
+        let started = oauth::start(&self.state_key, PROVIDER, service, self.clock.now());
+        let (code, redirect) = match service {
+            ServiceKind::Google => (self.google.grant_code(&started.code_challenge, SCOPES), sync_fakes::google::REDIRECT_URI),
+            ServiceKind::Microsoft => (self.graph.issue_code(&started.code_challenge), sync_fakes::microsoft::REDIRECT_URI),
+        };
+        let tick = self.clock.clone();
+        let deps = fn_sync_callback::Deps {
+            pool: self.worker.pool.clone(),
+            services: Services { google: google_client(&self.google), graph: graph_client(&self.graph) },
+            vault: MemoryVault,
+            queue: self.queue.clone(),
+            state_key: self.state_key.clone(),
+            web_app_url: None,
+            clock: Arc::new(move || tick.now()),
+        };
+        fn_sync_callback::connect(&deps, redirect, Some(&started.state), Some(&code), None).await.unwrap()
+    }
+
+    /// Waits for the fakes' notifications to reach the receivers, then
+    /// runs every queued job (and the jobs they queue) until none is left.
+    pub async fn settle(&self) {
+        for _ in 0..20 {
+            self.google.settle().await;
+            self.graph.deliver_notifications().await;
+            let jobs = self.queue.drain();
+            if jobs.is_empty() {
+                return;
+            }
+            for job in jobs {
+                // A retryable failure would go back to SQS: here it is run again.
+                if self.worker.run(&job, 1).await.is_err() {
+                    self.worker.run(&job, 2).await.ok();
+                }
+            }
+        }
+        panic!("jobs still queued after 20 rounds: {:?}", self.queue.drain());
+    }
+
+    /// What the renewer queues at the clock's now; returns the count.
+    pub async fn renew(&self) -> usize {
+        let config = fn_sync_renewer::Config { queue_url: String::new(), renew_margin_secs: 86_400, batch: 500 };
+        let event = serde_json::json!({"id": "tick", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
+        let out = fn_sync_renewer::renew(&self.worker.pool, &self.queue, &config, self.clock.now(), event).await.unwrap();
+        (out["watches"].as_u64().unwrap() + out["pulls"].as_u64().unwrap()) as usize
+    }
+
+    /// The provider's synced busy intervals, sorted.
+    pub async fn synced_busy(&self) -> Vec<Interval> {
+        let rows = self.db.client.query("select start_at, end_at from cal.synced_event where user_id = $1", &[&PROVIDER]).await.unwrap();
+        let mut busy: Vec<Interval> = rows
+            .iter()
+            .map(|r| Interval::new(Instant::from_chrono(r.get(0)), Instant::from_chrono(r.get(1))).unwrap())
+            .collect();
+        busy.sort();
+        busy
+    }
+}
