@@ -56,6 +56,10 @@ pub mod sample {
     pub const EXCEPTION: &str = "ex_demo_trade_fair";
     /// The demo provider's Saturday rule (`deleteWeeklyRule`).
     pub const SATURDAY_RULE: &str = "wr_demo_saturday";
+    /// A Google Calendar connection of the demo provider (two-way sync).
+    pub const CONNECTION: &str = "con_demo_google";
+    /// Its one calendar (blocking time; not yet receiving bookings).
+    pub const SYNC_CALENDAR: &str = "demo.provider@example.com";
 }
 
 /// The sample week's Monday.
@@ -116,7 +120,8 @@ pub async fn seed_demo(db: &mut impl Begin, now: Instant) -> Result<DemoSummary,
               e as (delete from cal.event where user_id = any($1)),
               x as (delete from cal.exception where user_id = any($1)),
               s as (delete from cal.external_source where user_id = any($1)),
-              f as (delete from cal.ics_feed where user_id = any($1))
+              f as (delete from cal.ics_feed where user_id = any($1)),
+              c as (delete from cal.sync_connection where user_id = any($1))
          delete from cal.weekly_rule where user_id = any($1)",
         &[&&users[..]],
     )
@@ -274,5 +279,27 @@ async fn seed_sample_week(tx: &mut impl Begin, zone: Zone, now: Instant) -> Resu
     )
     .await?;
     crate::feeds::create_feed(tx, DEMO_USER, now).await?;
+
+    // A Google connection as the OAuth callback leaves one. Its sealed token
+    // is a placeholder that opens nowhere: the demo never reaches Google.
+    let account = cal_sync::Account { subject: sample::SYNC_CALENDAR.into(), display: sample::SYNC_CALENDAR.into() };
+    let calendars = [cal_sync::RemoteCalendar {
+        id: sample::SYNC_CALENDAR.into(),
+        name: "Demo Provider".into(),
+        primary: true,
+        writable: true,
+        time_zone: Some(DEMO_ZONE.into()),
+    }];
+    let placeholder = cal_sync::jobs::Sealed { ciphertext: b"demo: not a token".to_vec(), nonce: vec![0; 12], wrapped_key: vec![0; 8] };
+    let connection = crate::sync::NewConnection {
+        user_id: DEMO_USER,
+        service: cal_sync::ServiceKind::Google,
+        account: &account,
+        token: &placeholder,
+        connection_id: sample::CONNECTION,
+        scopes: None,
+        calendars: &calendars,
+    };
+    crate::sync::save_connection(tx, &connection).await?;
     Ok(())
 }

@@ -4,6 +4,8 @@
 //! cal-aws) and jobs travel through a [`JobQueue`] (SQS in cal-aws).
 
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -121,6 +123,55 @@ pub enum VaultError {
     /// The sealed value does not open (tampered, or another connection's).
     #[error("a sealed token does not open for this connection")]
     Corrupt,
+}
+
+/// A boxed future, for the object-safe forms below.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// [`JobQueue`] as a trait object (`Arc<dyn AnyQueue>`), for holders that
+/// cannot be generic (fn-api's `Deps`). Every `JobQueue` is one.
+pub trait AnyQueue: Send + Sync {
+    fn send_boxed<'a>(&'a self, job: &'a SyncJob) -> BoxFuture<'a, Result<(), QueueError>>;
+}
+
+impl<Q: JobQueue> AnyQueue for Q {
+    fn send_boxed<'a>(&'a self, job: &'a SyncJob) -> BoxFuture<'a, Result<(), QueueError>> {
+        Box::pin(self.send(job))
+    }
+}
+
+impl JobQueue for Arc<dyn AnyQueue> {
+    async fn send(&self, job: &SyncJob) -> Result<(), QueueError> {
+        // `**self`: the object itself (the Arc is an `AnyQueue` too, through
+        // this very impl, and would call itself).
+        (**self).send_boxed(job).await
+    }
+}
+
+/// [`TokenVault`] as a trait object; every `TokenVault` is one.
+pub trait AnyVault: Send + Sync {
+    fn seal_boxed<'a>(&'a self, connection_id: &'a str, secret: &'a Secret) -> BoxFuture<'a, Result<Sealed, VaultError>>;
+    fn open_boxed<'a>(&'a self, connection_id: &'a str, sealed: &'a Sealed) -> BoxFuture<'a, Result<Secret, VaultError>>;
+}
+
+impl<V: TokenVault> AnyVault for V {
+    fn seal_boxed<'a>(&'a self, connection_id: &'a str, secret: &'a Secret) -> BoxFuture<'a, Result<Sealed, VaultError>> {
+        Box::pin(self.seal(connection_id, secret))
+    }
+
+    fn open_boxed<'a>(&'a self, connection_id: &'a str, sealed: &'a Sealed) -> BoxFuture<'a, Result<Secret, VaultError>> {
+        Box::pin(self.open(connection_id, sealed))
+    }
+}
+
+impl TokenVault for Arc<dyn AnyVault> {
+    async fn seal(&self, connection_id: &str, secret: &Secret) -> Result<Sealed, VaultError> {
+        (**self).seal_boxed(connection_id, secret).await
+    }
+
+    async fn open(&self, connection_id: &str, sealed: &Sealed) -> Result<Secret, VaultError> {
+        (**self).open_boxed(connection_id, sealed).await
+    }
 }
 
 #[cfg(test)]

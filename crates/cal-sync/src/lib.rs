@@ -23,6 +23,8 @@ pub mod http;
 pub mod microsoft;
 pub mod oauth;
 pub mod secret;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::future::Future;
 use std::time::Duration;

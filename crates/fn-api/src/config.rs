@@ -23,6 +23,20 @@ pub struct Config {
     /// `POLL_STATE_MACHINE_ARN`: the ICS poll state machine `resyncIcs`
     /// starts; unset or empty (local runs), the schedule polls.
     pub poll_state_machine_arn: Option<String>,
+    /// Two-way sync, when `SYNC_SECRETS_ARN` is set: then
+    /// `SYNC_CALLBACK_URL`, `SYNC_QUEUE_URL` and `TOKEN_KMS_KEY_ID` are
+    /// required too.
+    pub sync: Option<SyncConfig>,
+}
+
+/// fn-api's part of two-way sync's configuration.
+pub struct SyncConfig {
+    /// `SYNC_CALLBACK_URL`: the OAuth redirect URI (fn-sync-callback's URL).
+    pub callback_url: String,
+    /// `SYNC_QUEUE_URL`.
+    pub queue_url: String,
+    /// `TOKEN_KMS_KEY_ID`.
+    pub kms_key_id: String,
 }
 
 impl Config {
@@ -40,6 +54,14 @@ impl Config {
             cache_table: env.maybe("FEASIBILITY_CACHE_TABLE")?,
             cache_ttl_secs: cal_aws::config::feasibility_cache_ttl_secs(env)?,
             poll_state_machine_arn: env.maybe("POLL_STATE_MACHINE_ARN")?,
+            sync: match env.text(cal_aws::sync_config::SYNC_SECRETS_ARN) {
+                None => None,
+                Some(_) => Some(SyncConfig {
+                    callback_url: env.required("SYNC_CALLBACK_URL")?,
+                    queue_url: cal_aws::sync_config::sync_queue_url(env)?,
+                    kms_key_id: cal_aws::sync_config::token_kms_key_id(env)?,
+                }),
+            },
         })
     }
 }

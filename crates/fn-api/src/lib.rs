@@ -13,6 +13,7 @@ pub mod error;
 pub mod identity;
 pub mod out;
 mod args;
+pub mod sync;
 
 use std::sync::Arc;
 
@@ -59,11 +60,16 @@ pub enum Field {
     CreateFeed,
     RotateFeed,
     RevokeFeed,
+    CalendarConnections,
+    StartCalendarConnect,
+    SetSyncedCalendar,
+    ResyncCalendarConnection,
+    DisconnectCalendar,
 }
 
 impl Field {
     /// Every field, in schema order.
-    pub const ALL: [Field; 29] = [
+    pub const ALL: [Field; 34] = [
         Field::WeeklyRules,
         Field::Exceptions,
         Field::BookableSlots,
@@ -93,6 +99,11 @@ impl Field {
         Field::CreateFeed,
         Field::RotateFeed,
         Field::RevokeFeed,
+        Field::CalendarConnections,
+        Field::StartCalendarConnect,
+        Field::SetSyncedCalendar,
+        Field::ResyncCalendarConnection,
+        Field::DisconnectCalendar,
     ];
 
     /// `(parentTypeName, fieldName)` as in the schema.
@@ -127,6 +138,11 @@ impl Field {
             Field::CreateFeed => ("Mutation", "createFeed"),
             Field::RotateFeed => ("Mutation", "rotateFeed"),
             Field::RevokeFeed => ("Mutation", "revokeFeed"),
+            Field::CalendarConnections => ("Query", "calendarConnections"),
+            Field::StartCalendarConnect => ("Mutation", "startCalendarConnect"),
+            Field::SetSyncedCalendar => ("Mutation", "setSyncedCalendar"),
+            Field::ResyncCalendarConnection => ("Mutation", "resyncCalendarConnection"),
+            Field::DisconnectCalendar => ("Mutation", "disconnectCalendar"),
         }
     }
 
@@ -176,6 +192,10 @@ pub struct Deps {
     /// provider is one round trip. Never trusted alone: the write is
     /// refused if the provider changed since.
     pub calendars: Arc<cal_store::CalendarCache>,
+    /// Two-way sync's OAuth clients, state key, vault and queue; `None`
+    /// (local runs without `SYNC_SECRETS_ARN`) makes the sync fields an
+    /// internal error that says so.
+    pub sync: Option<Arc<sync::SyncDeps>>,
 }
 
 impl Deps {
@@ -264,6 +284,15 @@ async fn dispatch(deps: &Deps, caller: &Caller, field: Field, raw: Value) -> Res
     let now = deps.now();
     let mut db = deps.pool.get().await.map_err(|e| ApiError::from(cal_store::StoreError::Pool(e)))?;
     match field {
+        Field::CalendarConnections
+        | Field::StartCalendarConnect
+        | Field::SetSyncedCalendar
+        | Field::ResyncCalendarConnection
+        | Field::DisconnectCalendar => {
+            // Boxed: the sync fields' futures (two services' clients) would
+            // otherwise make every resolver's future, and its stack, larger.
+            Box::pin(sync::dispatch(deps, caller, field, raw, &mut db)).await
+        }
         Field::WeeklyRules => {
             let a: UserArgs = args(raw)?;
             require(caller.may_manage(&a.user_id))?;

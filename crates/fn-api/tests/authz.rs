@@ -42,7 +42,8 @@ fn expected(field: Field, who: Who) -> Outcome {
         // (in the `provider` group) or an admin.
         WeeklyRules | Exceptions | ExternalCalendars | PutWeeklyRule | DeleteWeeklyRule | CopyWeekday
         | UpsertException | DeleteException | AddVacation | ConnectIcs | DisconnectIcs | ResyncIcs | CreateFeed
-        | RotateFeed | RevokeFeed => {
+        | RotateFeed | RevokeFeed | CalendarConnections | StartCalendarConnect | SetSyncedCalendar
+        | ResyncCalendarConnection | DisconnectCalendar => {
             if admin || who == Who::Provider { Allowed } else { Forbidden }
         }
         // Anyone signed in.
@@ -77,7 +78,7 @@ fn expected(field: Field, who: Who) -> Outcome {
 /// each allowed caller gets a database of its own.
 fn needs_fresh_database(field: Field) -> bool {
     use Field::*;
-    matches!(field, DeleteWeeklyRule | DeleteException | DisconnectIcs | CreateHold | RequestBooking)
+    matches!(field, DeleteWeeklyRule | DeleteException | DisconnectIcs | DisconnectCalendar | CreateHold | RequestBooking)
 }
 
 async fn run_field(field: Field) -> Vec<String> {

@@ -163,6 +163,20 @@ fn check_details(file: &str, result: &Result<Value, ApiError>, now: Instant) {
             assert_eq!((v["sourceId"].as_str(), v["nextPollAt"].as_str()), (Some(sample::SOURCE), Some(after(0).as_str())), "{v}");
             assert!(!v.to_string().contains(sample::SOURCE_URL));
         }
+        "calendarConnections" => {
+            assert_eq!((v[0]["connectionId"].as_str(), v[0]["status"].as_str()), (Some(sample::CONNECTION), Some("CONNECTED")), "{v}");
+            assert_eq!(v[0]["calendars"][0]["calendarId"].as_str(), Some(sample::SYNC_CALENDAR), "{v}");
+        }
+        "startCalendarConnect" => {
+            let url = v["authorizationUrl"].as_str().unwrap();
+            assert!(url.contains("code_challenge_method=S256") && url.contains("state="), "{url}");
+            assert_eq!(v["expiresAt"].as_str(), Some(after(10).as_str()));
+        }
+        "setSyncedCalendar" => {
+            let c = &v["calendars"][0];
+            assert_eq!((c["blocks"].as_bool(), c["receivesBookings"].as_bool()), (Some(true), Some(true)), "{v}");
+        }
+        "resyncCalendarConnection" => assert_eq!(v["connectionId"].as_str(), Some(sample::CONNECTION), "{v}"),
         "createFeed" | "rotateFeed" => {
             let url = v["url"].as_str().unwrap();
             let token = url.strip_prefix(&format!("{FEED_BASE}/")).and_then(|t| t.strip_suffix(".ics")).expect(url);

@@ -43,6 +43,7 @@ async fn an_unknown_field_is_refused_before_any_database_work() {
         clock: std::sync::Arc::new(|| cal_core::Instant::from_unix(0)),
         cache: None,
         calendars: Default::default(),
+        sync: None,
         polls: None,
     };
     let event = json!({

@@ -189,13 +189,13 @@ async fn run(ops: Vec<Op>) {
     let monday = monday(rig.clock.now());
     let days: Vec<NaiveDate> = (0..5).map(|i| monday + Duration::days(i)).collect();
     // A daily series, 07:00–07:30 Berlin, Monday to Friday.
-    let mut model = Model::default();
-    model.series = rig.google.create(
+    let series = rig.google.create(
         ACCOUNT,
         json!({"summary": "standup", "recurrence": ["RRULE:FREQ=DAILY;COUNT=5"],
                "start": {"dateTime": at_local(monday, 7, 0).rfc3339(), "timeZone": "Europe/Berlin"},
                "end": {"dateTime": at_local(monday, 7, 30).rfc3339(), "timeZone": "Europe/Berlin"}}),
     );
+    let mut model = Model { series, ..Model::default() };
     for d in &days {
         model.instances.insert(*d, Some(Interval::new(at_local(*d, 7, 0), at_local(*d, 7, 30)).unwrap()));
     }

@@ -39,6 +39,33 @@ pub const SEEDED_ICS_URL: &str = "https://calendar.google.com/calendar/ical/ana.
 
 pub use cal_store::testing::Clock;
 
+/// Two-way sync's part: real clients whose endpoints refuse every
+/// connection (127.0.0.1:9; a disconnect's revocation is best effort), the
+/// in-memory queue and vault.
+pub fn sync_deps() -> fn_api::sync::SyncDeps {
+    use cal_sync::{ClientCredentials, Endpoints, Secret, Services};
+    let dead = || Endpoints {
+        authorize: "https://accounts.example.test/authorize".into(),
+        token: "http://127.0.0.1:9/token".into(),
+        revoke: Some("http://127.0.0.1:9/revoke".into()),
+        api: "http://127.0.0.1:9/api".into(),
+    };
+    let credentials = || ClientCredentials {
+        client_id: "client".into(),
+        client_secret: Secret::new("secret"),
+        redirect_uri: "https://callback.example.test/".into(),
+    };
+    fn_api::sync::SyncDeps {
+        services: Services {
+            google: cal_sync::google::Google::new(dead(), credentials()),
+            graph: cal_sync::microsoft::Graph::new(dead(), credentials()),
+        },
+        state_key: cal_sync::oauth::StateKey::new(vec![7u8; 32]).unwrap(),
+        vault: Arc::new(cal_sync::testing::MemoryVault),
+        queue: Arc::new(cal_sync::testing::MemoryQueue::default()),
+    }
+}
+
 pub fn deps_for(url: &str, clock: &Clock) -> Deps {
     let c = clock.clone();
     Deps {
@@ -49,6 +76,7 @@ pub fn deps_for(url: &str, clock: &Clock) -> Deps {
         clock: Arc::new(move || c.now()),
         cache: None,
         calendars: Default::default(),
+        sync: Some(Arc::new(sync_deps())),
         polls: None,
     }
 }
@@ -136,10 +164,31 @@ pub struct Fixture {
     pub reschedule_hold_id: String,
     /// `{{sourceId}}`: Ana's connected Google calendar.
     pub source_id: String,
+    /// Ana's Google Calendar connection (two-way sync).
+    pub connection_id: String,
 }
 
 /// Everything beyond the rules that the payloads name: an exception of
 /// 2030-03-11, holds, an event, a connected calendar and an active feed.
+/// A Google connection of prov-ana with the demo's calendar id.
+pub async fn seed_connection(c: &mut impl cal_store::Begin) -> String {
+    use cal_store::demo::sample;
+    let account = cal_sync::Account { subject: "ana@example.com".into(), display: "ana@example.com".into() };
+    let calendars =
+        [cal_sync::RemoteCalendar { id: sample::SYNC_CALENDAR.into(), name: "Ana".into(), primary: true, writable: true, time_zone: None }];
+    let token = cal_sync::jobs::Sealed { ciphertext: b"not a token".to_vec(), nonce: vec![0; 32], wrapped_key: vec![0; 8] };
+    let new = cal_store::sync::NewConnection {
+        user_id: PROVIDER,
+        service: cal_sync::ServiceKind::Google,
+        account: &account,
+        token: &token,
+        connection_id: "con_ana_google",
+        scopes: None,
+        calendars: &calendars,
+    };
+    cal_store::sync::save_connection(c, &new).await.expect("seed connection")
+}
+
 pub async fn seed_fixture(db: &mut TestDb, now: Instant) -> Fixture {
     let c = &mut db.client;
     let exc = Exception {
@@ -174,6 +223,7 @@ pub async fn seed_fixture(db: &mut TestDb, now: Instant) -> Fixture {
 
     let source = cal_store::connect_ics(c, PROVIDER, SEEDED_ICS_URL, Some("Google (work)"), now).await.expect("seed source");
     cal_store::create_feed(c, PROVIDER, now).await.expect("seed feed");
+    let connection_id = seed_connection(c).await;
 
     Fixture {
         hold_id: checkout.hold_id,
@@ -181,6 +231,7 @@ pub async fn seed_fixture(db: &mut TestDb, now: Instant) -> Fixture {
         event_id: event.event_id,
         reschedule_hold_id: move_to.hold_id,
         source_id: source.source_id,
+        connection_id,
     }
 }
 
@@ -205,9 +256,10 @@ pub fn fixture_text(file: &str) -> String {
 
 impl Fixture {
     /// The demo seed's sample ids and the fixture's generated ones.
-    pub fn ids(&self) -> [(&'static str, &str); 5] {
+    pub fn ids(&self) -> [(&'static str, &str); 6] {
         use cal_store::demo::sample;
         [
+            (sample::CONNECTION, &self.connection_id),
             (sample::CHECKOUT_HOLD, &self.hold_id),
             (sample::REQUEST_HOLD, &self.request_hold_id),
             (sample::EVENT, &self.event_id),

@@ -5,12 +5,12 @@
 //! in-memory stand-in for the SQS queue, which lets a test drop, duplicate
 //! and reorder jobs as a network and a queue may.
 //!
-//! The token vault here is an in-memory stand-in bound to the connection
-//! id like the KMS one (which cal-aws tests against moto).
+//! The queue and the token vault are cal-sync's in-memory stand-ins (the
+//! vault bound to the connection id like the KMS one, which cal-aws tests
+//! against moto).
 
 #![allow(dead_code)] // each test binary uses a different part
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use aws_lambda_events::http::{HeaderMap, HeaderName, HeaderValue};
@@ -19,63 +19,15 @@ use cal_core::time::{Instant, Interval};
 use cal_store::testing::TestDb;
 use cal_store::testing::fixture::{PROVIDER, rule};
 use cal_sync::google::{Google, SCOPES};
-use cal_sync::jobs::{JobQueue, QueueError, Sealed, SyncJob, TokenVault, VaultError};
 use cal_sync::microsoft::Graph;
 use cal_sync::oauth::{self, StateKey};
 use cal_sync::{ClientCredentials, Endpoints, Secret, ServiceKind, Services};
 use fn_sync_worker::{Deps, ReceiverUrls, Settings};
-use sha2::{Digest, Sha256};
 use sync_fakes::google::FakeGoogle;
 use sync_fakes::microsoft::FakeGraph;
 use sync_fakes::{FakeResponse, FakeServer};
 
-/// The sync queue's stand-in: jobs in order, shared by every sender.
-#[derive(Clone, Default)]
-pub struct MemoryQueue(Arc<Mutex<VecDeque<SyncJob>>>);
-
-impl MemoryQueue {
-    pub fn drain(&self) -> Vec<SyncJob> {
-        self.0.lock().unwrap().drain(..).collect()
-    }
-
-    /// Queues a job as a sender would (e.g. the bus's push rule).
-    pub fn push(&self, job: SyncJob) {
-        self.0.lock().unwrap().push_back(job);
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.lock().unwrap().len()
-    }
-}
-
-impl JobQueue for MemoryQueue {
-    async fn send(&self, job: &SyncJob) -> Result<(), QueueError> {
-        self.0.lock().unwrap().push_back(job.clone());
-        Ok(())
-    }
-}
-
-/// The vault's stand-in: the token stays as it is, bound to its connection
-/// (opening it for another connection fails, as with KMS's context).
-#[derive(Clone, Default)]
-pub struct MemoryVault;
-
-fn binding(connection_id: &str) -> Vec<u8> {
-    Sha256::digest(connection_id.as_bytes()).to_vec()
-}
-
-impl TokenVault for MemoryVault {
-    async fn seal(&self, connection_id: &str, secret: &Secret) -> Result<Sealed, VaultError> {
-        Ok(Sealed { ciphertext: secret.expose().as_bytes().to_vec(), nonce: binding(connection_id), wrapped_key: vec![0; 8] })
-    }
-
-    async fn open(&self, connection_id: &str, sealed: &Sealed) -> Result<Secret, VaultError> {
-        if sealed.nonce != binding(connection_id) {
-            return Err(VaultError::Corrupt);
-        }
-        Ok(Secret::new(String::from_utf8(sealed.ciphertext.clone()).map_err(|_| VaultError::Corrupt)?))
-    }
-}
+pub use cal_sync::testing::{MemoryQueue, MemoryVault};
 
 /// A clock the test moves: starts at the real time (the fakes' tokens and
 /// channels live by it), whole minutes.
