@@ -12,8 +12,16 @@ fn at(s: &str) -> Instant {
 }
 
 fn run(body: &str, zone: &str) -> Imported {
-    import(body.as_bytes(), Zone::parse(zone).unwrap(), at("2026-01-01T00:00:00Z"), at("2027-01-01T00:00:00Z"), ImportLimits::default())
-        .unwrap_or_else(|e| panic!("rejected: {e}"))
+    run_in(body, zone, "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z")
+}
+
+fn run_in(body: &str, zone: &str, from: &str, to: &str) -> Imported {
+    import(body.as_bytes(), Zone::parse(zone).unwrap(), at(from), at(to), ImportLimits::default()).unwrap_or_else(|e| panic!("rejected: {e}"))
+}
+
+/// January 2025, the window of the cases in SEMANTICS.md §6's last bullets.
+fn january_2025(body: &str, zone: &str) -> Imported {
+    run_in(body, zone, "2025-01-01T00:00:00Z", "2025-02-01T00:00:00Z")
 }
 
 fn spans(i: &Imported) -> Vec<String> {
@@ -226,4 +234,63 @@ fn limits_refuse_oversized_calendars_and_stop_hostile_rules() {
     let i = run(&hostile, "UTC");
     assert!(i.busy.is_empty());
     assert!(i.warnings.iter().any(|w| w.message.contains("limit")), "{:?}", i.warnings);
+}
+
+// ---------------------------------------------------------------------------
+// SEMANTICS.md §6, its last six bullets: versions of one event, deleted
+// overrides, all-day recurrence ids, several RRULEs, DATE observances and
+// blank lines inside a fold.
+
+#[test]
+fn blank_lines_inside_a_folded_property_are_skipped_when_unfolding() {
+    // The brief's case: DTSTART, a blank line, then its folded value.
+    let body = cal("BEGIN:VEVENT\r\nUID:fold@x\r\nDTSTART\r\n\r\n :20250110T100000Z\r\nDURATION:PT1H\r\nEND:VEVENT\r\n");
+    let i = january_2025(&body, "UTC");
+    assert_eq!(spans(&i), ["2025-01-10T10:00:00Z/2025-01-10T11:00:00Z"]);
+    assert!(i.warnings.is_empty(), "{:?}", i.warnings);
+    // Several blank lines (LF and CRLF), a fold inside the value, and a blank
+    // line before END: the event is whole and later lines keep their numbers.
+    let body = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:f2\r\nSUMMARY:Plan\r\n\n\r\n ning\r\n\
+        DTSTART:2025011\r\n\r\n 3T080000Z\r\nDTEND;TZID=Mars/Olympus:20250113T090000\r\n\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    let i = january_2025(body, "UTC");
+    assert_eq!(spans(&i), ["2025-01-13T08:00:00Z/2025-01-13T09:00:00Z"]);
+    assert_eq!(i.busy[0].summary, "Planning");
+    assert_eq!(i.warnings.iter().map(|w| w.line).collect::<Vec<_>>(), [11], "{:?}", i.warnings);
+}
+
+#[test]
+fn a_vtimezone_observance_whose_dtstart_is_a_date_starts_at_its_midnight() {
+    // The brief's case: a fixed +05:30 zone whose only observance is a DATE.
+    let body = cal(
+        "BEGIN:VTIMEZONE\r\nTZID:Fixed+0530\r\nBEGIN:STANDARD\r\nDTSTART;VALUE=DATE:19700101\r\nTZOFFSETFROM:+0530\r\n\
+         TZOFFSETTO:+0530\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n\
+         BEGIN:VEVENT\r\nUID:tz@x\r\nDTSTART;TZID=Fixed+0530:20250110T100000\r\nDTEND;TZID=Fixed+0530:20250110T110000\r\nEND:VEVENT\r\n",
+    );
+    for zone in ["UTC", "America/New_York"] {
+        let i = january_2025(&body, zone);
+        assert_eq!(spans(&i), ["2025-01-10T04:30:00Z/2025-01-10T05:30:00Z"], "{zone}");
+        assert!(i.warnings.is_empty(), "{:?}", i.warnings);
+    }
+    // DATE onsets with a rule: summer time from the last Sunday of March at
+    // local midnight (+01:00 → +02:00), so 00:30 that day does not exist and
+    // takes the offset before the gap (RFC 5545 §3.3.5).
+    let body = cal(
+        "BEGIN:VTIMEZONE\r\nTZID:Midnight\r\nBEGIN:STANDARD\r\nDTSTART;VALUE=DATE:19701025\r\nTZOFFSETFROM:+0200\r\n\
+         TZOFFSETTO:+0100\r\nRRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU\r\nEND:STANDARD\r\nBEGIN:DAYLIGHT\r\n\
+         DTSTART;VALUE=DATE:19700329\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0200\r\nRRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU\r\n\
+         END:DAYLIGHT\r\nEND:VTIMEZONE\r\n\
+         BEGIN:VEVENT\r\nUID:m1\r\nDTSTART;TZID=Midnight:20250329T120000\r\nDURATION:PT1H\r\nEND:VEVENT\r\n\
+         BEGIN:VEVENT\r\nUID:m2\r\nDTSTART;TZID=Midnight:20250330T003000\r\nDURATION:PT1H\r\nEND:VEVENT\r\n\
+         BEGIN:VEVENT\r\nUID:m3\r\nDTSTART;TZID=Midnight:20250330T120000\r\nDURATION:PT1H\r\nEND:VEVENT\r\n",
+    );
+    let i = run_in(&body, "UTC", "2025-03-01T00:00:00Z", "2025-04-01T00:00:00Z");
+    assert_eq!(
+        spans(&i),
+        [
+            "2025-03-29T11:00:00Z/2025-03-29T12:00:00Z",
+            "2025-03-29T23:30:00Z/2025-03-30T00:30:00Z",
+            "2025-03-30T10:00:00Z/2025-03-30T11:00:00Z",
+        ]
+    );
+    assert!(i.warnings.is_empty(), "{:?}", i.warnings);
 }
