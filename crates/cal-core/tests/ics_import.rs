@@ -294,3 +294,46 @@ fn a_vtimezone_observance_whose_dtstart_is_a_date_starts_at_its_midnight() {
     );
     assert!(i.warnings.is_empty(), "{:?}", i.warnings);
 }
+
+#[test]
+fn several_rrules_on_one_event_are_a_union() {
+    // The brief's case: Mondays until the 13th, Thursdays until the 16th;
+    // DTSTART (a Monday) is in both and counted once.
+    let body = cal(
+        "BEGIN:VEVENT\r\nUID:two@x\r\nDTSTART:20250106T180000Z\r\nDTEND:20250106T190000Z\r\n\
+         RRULE:FREQ=WEEKLY;BYDAY=MO;UNTIL=20250113T235959Z\r\nRRULE:FREQ=WEEKLY;BYDAY=TH;UNTIL=20250116T235959Z\r\nEND:VEVENT\r\n",
+    );
+    assert_eq!(
+        spans(&january_2025(&body, "UTC")),
+        [
+            "2025-01-06T18:00:00Z/2025-01-06T19:00:00Z",
+            "2025-01-09T18:00:00Z/2025-01-09T19:00:00Z",
+            "2025-01-13T18:00:00Z/2025-01-13T19:00:00Z",
+            "2025-01-16T18:00:00Z/2025-01-16T19:00:00Z",
+        ]
+    );
+    // Each rule keeps its COUNT; EXDATE takes from the union and RDATE adds
+    // to it (§3.8.5.3), on Berlin's wall clock across no change of offset.
+    let body = cal(
+        "BEGIN:VEVENT\r\nUID:u2\r\nDTSTART;TZID=Europe/Berlin:20250106T100000\r\nDURATION:PT30M\r\n\
+         RRULE:FREQ=DAILY;COUNT=3\r\nRRULE:FREQ=WEEKLY;BYDAY=MO,WE;COUNT=3\r\n\
+         EXDATE;TZID=Europe/Berlin:20250107T100000\r\nRDATE;TZID=Europe/Berlin:20250120T100000\r\nEND:VEVENT\r\n",
+    );
+    assert_eq!(
+        spans(&january_2025(&body, "UTC")),
+        [
+            "2025-01-06T09:00:00Z/2025-01-06T09:30:00Z",
+            "2025-01-08T09:00:00Z/2025-01-08T09:30:00Z",
+            "2025-01-13T09:00:00Z/2025-01-13T09:30:00Z",
+            "2025-01-20T09:00:00Z/2025-01-20T09:30:00Z",
+        ]
+    );
+    // One unreadable rule leaves the busy time unknown: skipped, said where.
+    let body = cal(
+        "BEGIN:VEVENT\r\nUID:u3\r\nDTSTART:20250106T180000Z\r\nDURATION:PT1H\r\nRRULE:FREQ=WEEKLY;COUNT=2\r\n\
+         RRULE:FREQ=FORTNIGHTLY\r\nEND:VEVENT\r\n",
+    );
+    let i = january_2025(&body, "UTC");
+    assert!(i.busy.is_empty());
+    assert_eq!(i.warnings.iter().map(|w| w.line).collect::<Vec<_>>(), [9], "{:?}", i.warnings);
+}

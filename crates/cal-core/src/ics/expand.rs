@@ -38,8 +38,9 @@ pub(super) struct Vevent {
     pub(super) start: When,
     pub(super) length: Length,
     pub(super) blocks: bool,
-    /// Boxed: most events have no rule, and a rule is large.
-    pub(super) rrule: Option<Box<RRule>>,
+    /// Its RRULEs, a union (RFC 5545 §3.8.5.3); boxed, as most events have
+    /// none and a rule is large.
+    pub(super) rrules: Box<[RRule]>,
     pub(super) rdates: Vec<(When, Option<Length>)>,
     pub(super) exdates: Vec<When>,
     pub(super) recurrence_id: Option<(When, bool)>,
@@ -76,7 +77,7 @@ impl Context {
     /// Every occurrence of a master, minus EXDATEs and overridden ones, with
     /// RANGE=THISANDFUTURE overrides applied to the occurrences they govern.
     fn expand_master(&mut self, e: &Vevent, overrides: &[&Vevent], out: &mut Vec<BusyOccurrence>) {
-        let recurring = e.rrule.is_some() || !e.rdates.is_empty();
+        let recurring = !e.rrules.is_empty() || !e.rdates.is_empty();
         // Wall clock of the expansion: a recurring UTC DTSTART follows
         // X-WR-TIMEZONE when the calendar names one (Google).
         let (start_local, base) = match (&e.start, self.zones.wr_zone) {
@@ -89,20 +90,19 @@ impl Context {
         let place = |l: NaiveDateTime| if all_day { When::Date(l.date()).instant(provider) } else { base.point(l) };
 
         let mut starts: Vec<(Instant, Option<Length>)> = Vec::new();
-        match &e.rrule {
-            Some(rule) => {
-                // Occurrences far past the window are not needed: stop a day
-                // past its end on this wall clock (zones differ by < 1 day).
-                let window_end = base.local_at(self.to) + Duration::days(2);
-                let to_utc = |l: NaiveDateTime| place(l).unix();
-                let limits = recur::Limits { max_occurrences: self.limits.max_occurrences, max_iterations: self.limits.max_iterations };
-                let exp = recur::expand(rule, start_local, window_end, &to_utc, limits);
-                if exp.truncated {
-                    self.warn(e.line, format!("recurrence of {:?} stopped at a limit; later occurrences are not imported", e.uid));
-                }
-                starts.extend(exp.occurrences.into_iter().map(|l| (place(l), None)));
+        if e.rrules.is_empty() {
+            starts.push((place(start_local), None));
+        } else {
+            // Occurrences far past the window are not needed: stop a day
+            // past its end on this wall clock (zones differ by < 1 day).
+            let window_end = base.local_at(self.to) + Duration::days(2);
+            let to_utc = |l: NaiveDateTime| place(l).unix();
+            let limits = recur::Limits { max_occurrences: self.limits.max_occurrences, max_iterations: self.limits.max_iterations };
+            let exp = recur::expand_union(&e.rrules, start_local, window_end, &to_utc, limits);
+            if exp.truncated {
+                self.warn(e.line, format!("recurrence of {:?} stopped at a limit; later occurrences are not imported", e.uid));
             }
-            None => starts.push((place(start_local), None)),
+            starts.extend(exp.occurrences.into_iter().map(|l| (place(l), None)));
         }
         for (w, len) in &e.rdates {
             starts.push((w.instant(self.provider), len.clone()));

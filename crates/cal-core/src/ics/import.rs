@@ -286,16 +286,18 @@ impl Context {
             self.warn(dtstart.line, format!("DTSTART {:?} cannot be read; event skipped", dtstart.value));
             return None;
         };
-        let rrule = match c.prop("RRULE") {
-            None => None,
-            Some(p) => match RRule::parse(&p.value) {
-                Ok(r) => Some(Box::new(r)),
+        // Several RRULEs are a union (RFC 5545 §3.8.5.3); one unreadable rule
+        // leaves the busy time unknown, so the event is skipped.
+        let mut rrules = Vec::new();
+        for p in c.props("RRULE") {
+            match RRule::parse(&p.value) {
+                Ok(r) => rrules.push(r),
                 Err(e) => {
                     self.warn(p.line, format!("RRULE cannot be read ({e}); event skipped"));
                     return None;
                 }
-            },
-        };
+            }
+        }
         let mut start = start;
         let length = match (c.prop("DTEND"), c.prop("DURATION")) {
             (Some(p), _) => {
@@ -382,6 +384,6 @@ impl Context {
                 }
             },
         };
-        Some(Vevent { line: c.line, uid, summary, start, length, blocks: !transparent && !cancelled, rrule, rdates, exdates, recurrence_id })
+        Some(Vevent { line: c.line, uid, summary, start, length, blocks: !transparent && !cancelled, rrules: rrules.into_boxed_slice(), rdates, exdates, recurrence_id })
     }
 }

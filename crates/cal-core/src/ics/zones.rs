@@ -150,16 +150,18 @@ impl Zones {
                 warn(warnings, obs.line, format!("{} observance without a readable DTSTART/TZOFFSETFROM/TZOFFSETTO; ignored", obs.name));
                 continue;
             };
-            let mut onsets = vec![start];
-            if let Some(p) = obs.prop("RRULE") {
+            let mut rules = Vec::new();
+            for p in obs.props("RRULE") {
                 match RRule::parse(&p.value) {
-                    Ok(rule) => {
-                        let to_utc = |l: NaiveDateTime| l.and_utc().timestamp() - i64::from(from);
-                        let limits = recur::Limits { max_occurrences: 2_000, max_iterations: 20_000 };
-                        onsets = recur::expand(&rule, start, horizon, &to_utc, limits).occurrences;
-                    }
-                    Err(e) => warn(warnings, p.line, format!("RRULE in VTIMEZONE: {e}; only its DTSTART is used")),
+                    Ok(rule) => rules.push(rule),
+                    Err(e) => warn(warnings, p.line, format!("RRULE in VTIMEZONE: {e}; ignored")),
                 }
+            }
+            let mut onsets = vec![start];
+            if !rules.is_empty() {
+                let to_utc = |l: NaiveDateTime| l.and_utc().timestamp() - i64::from(from);
+                let limits = recur::Limits { max_occurrences: 2_000, max_iterations: 20_000 };
+                onsets = recur::expand_union(&rules, start, horizon, &to_utc, limits).occurrences;
             }
             for p in obs.props("RDATE") {
                 onsets.extend(p.value.split(',').filter_map(onset));
