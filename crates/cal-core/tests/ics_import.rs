@@ -337,3 +337,146 @@ fn several_rrules_on_one_event_are_a_union() {
     assert!(i.busy.is_empty());
     assert_eq!(i.warnings.iter().map(|w| w.line).collect::<Vec<_>>(), [9], "{:?}", i.warnings);
 }
+
+#[test]
+fn of_several_versions_of_one_event_only_the_latest_counts() {
+    // The brief's case: SEQUENCE 1 moved the series from Mondays to Tuesdays.
+    let v0 = "BEGIN:VEVENT\r\nUID:standup@x\r\nSEQUENCE:0\r\nDTSTART:20250106T090000Z\r\nDTEND:20250106T093000Z\r\n\
+              RRULE:FREQ=WEEKLY;COUNT=3\r\nEND:VEVENT\r\n";
+    let v1 = "BEGIN:VEVENT\r\nUID:standup@x\r\nSEQUENCE:1\r\nDTSTART:20250107T090000Z\r\nDTEND:20250107T093000Z\r\n\
+              RRULE:FREQ=WEEKLY;COUNT=3\r\nEND:VEVENT\r\n";
+    let tuesdays = [
+        "2025-01-07T09:00:00Z/2025-01-07T09:30:00Z",
+        "2025-01-14T09:00:00Z/2025-01-14T09:30:00Z",
+        "2025-01-21T09:00:00Z/2025-01-21T09:30:00Z",
+    ];
+    // Where the versions stand in the file does not matter.
+    assert_eq!(spans(&january_2025(&cal(&format!("{v0}{v1}")), "UTC")), tuesdays);
+    assert_eq!(spans(&january_2025(&cal(&format!("{v1}{v0}")), "UTC")), tuesdays);
+
+    // One event written three times by an exporter that appends: SEQUENCE is
+    // missing (0) in all, so the latest DTSTAMP wins; with DTSTAMPs equal the
+    // latest LAST-MODIFIED; a full tie keeps both (more busy time).
+    let version = |uid: &str, extra: &str, hour: u32| {
+        format!("BEGIN:VEVENT\r\nUID:{uid}\r\n{extra}DTSTART:20250110T{hour:02}0000Z\r\nDURATION:PT1H\r\nEND:VEVENT\r\n")
+    };
+    let body = cal(&[
+        version("stamp", "DTSTAMP:20250102T000000Z\r\n", 10),
+        version("stamp", "SEQUENCE:0\r\nDTSTAMP:20250103T000000Z\r\n", 11),
+        version("stamp", "DTSTAMP:20250101T000000Z\r\n", 12),
+        version("modified", "DTSTAMP:20250102T000000Z\r\nLAST-MODIFIED:20250105T000000Z\r\n", 13),
+        version("modified", "DTSTAMP:20250102T000000Z\r\nLAST-MODIFIED:20250104T000000Z\r\n", 14),
+        version("tie", "SEQUENCE:3\r\nDTSTAMP:20250102T000000Z\r\n", 15),
+        version("tie", "SEQUENCE:3\r\nDTSTAMP:20250102T000000Z\r\n", 16),
+        version("tie", "SEQUENCE:2\r\nDTSTAMP:20250109T000000Z\r\n", 17),
+    ]
+    .concat());
+    assert_eq!(
+        spans(&january_2025(&body, "UTC")),
+        [
+            "2025-01-10T11:00:00Z/2025-01-10T12:00:00Z",
+            "2025-01-10T13:00:00Z/2025-01-10T14:00:00Z",
+            "2025-01-10T15:00:00Z/2025-01-10T16:00:00Z",
+            "2025-01-10T16:00:00Z/2025-01-10T17:00:00Z",
+        ]
+    );
+}
+
+#[test]
+fn of_several_versions_of_one_override_only_the_latest_stands_in() {
+    // Tuesday 13:00 moved to 15:00 (SEQUENCE 1), then to 16:00 (SEQUENCE 2),
+    // written in the other order; the RECURRENCE-IDs name the same instant,
+    // once in UTC and once in Berlin time.
+    let body = cal(
+        "BEGIN:VEVENT\r\nUID:o@x\r\nDTSTART:20250107T130000Z\r\nDURATION:PT1H\r\nRRULE:FREQ=WEEKLY;COUNT=3\r\nEND:VEVENT\r\n\
+         BEGIN:VEVENT\r\nUID:o@x\r\nSEQUENCE:2\r\nRECURRENCE-ID;TZID=Europe/Berlin:20250114T140000\r\n\
+         DTSTART:20250114T160000Z\r\nDURATION:PT1H\r\nSUMMARY:Second move\r\nEND:VEVENT\r\n\
+         BEGIN:VEVENT\r\nUID:o@x\r\nSEQUENCE:1\r\nRECURRENCE-ID:20250114T130000Z\r\n\
+         DTSTART:20250114T150000Z\r\nDURATION:PT1H\r\nSUMMARY:First move\r\nEND:VEVENT\r\n",
+    );
+    let i = january_2025(&body, "UTC");
+    assert_eq!(
+        spans(&i),
+        [
+            "2025-01-07T13:00:00Z/2025-01-07T14:00:00Z",
+            "2025-01-14T16:00:00Z/2025-01-14T17:00:00Z",
+            "2025-01-21T13:00:00Z/2025-01-21T14:00:00Z",
+        ]
+    );
+    assert_eq!(i.busy[1].summary, "Second move");
+    assert!(i.warnings.is_empty(), "{:?}", i.warnings);
+}
+
+#[test]
+fn an_override_the_master_excludes_with_exdate_is_a_deleted_instance() {
+    // The brief's case: the instance was edited (SEQUENCE 1), then deleted
+    // from the series (SEQUENCE 2 adds the EXDATE); the override stays in
+    // the file but blocks nothing.
+    let body = cal(
+        "BEGIN:VEVENT\r\nUID:del@x\r\nSEQUENCE:2\r\nDTSTART:20250106T140000Z\r\nDTEND:20250106T150000Z\r\n\
+         RRULE:FREQ=WEEKLY;COUNT=3\r\nEXDATE:20250113T140000Z\r\nEND:VEVENT\r\n\
+         BEGIN:VEVENT\r\nUID:del@x\r\nSEQUENCE:1\r\nRECURRENCE-ID:20250113T140000Z\r\n\
+         DTSTART:20250114T160000Z\r\nDTEND:20250114T170000Z\r\nEND:VEVENT\r\n",
+    );
+    assert_eq!(
+        spans(&january_2025(&body, "UTC")),
+        ["2025-01-06T14:00:00Z/2025-01-06T15:00:00Z", "2025-01-20T14:00:00Z/2025-01-20T15:00:00Z"]
+    );
+    // The EXDATE in another form: a New York date-time naming the same
+    // instant, and a DATE, which takes out every occurrence that day on the
+    // series' clock (Outlook writes both).
+    for exdate in ["EXDATE;TZID=America/New_York:20250113T090000", "EXDATE;VALUE=DATE:20250113"] {
+        let body = body.replace("EXDATE:20250113T140000Z", exdate);
+        assert_eq!(spans(&january_2025(&body, "UTC")).len(), 2, "{exdate}");
+    }
+    // An older master's EXDATE does not delete anything: the latest master
+    // (SEQUENCE 3) no longer excludes the instance, so the override stands.
+    let body = body.replace("END:VCALENDAR\r\n", "")
+        + "BEGIN:VEVENT\r\nUID:del@x\r\nSEQUENCE:3\r\nDTSTART:20250106T140000Z\r\nDTEND:20250106T150000Z\r\n\
+           RRULE:FREQ=WEEKLY;COUNT=3\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    assert_eq!(
+        spans(&january_2025(&body, "UTC")),
+        [
+            "2025-01-06T14:00:00Z/2025-01-06T15:00:00Z",
+            "2025-01-14T16:00:00Z/2025-01-14T17:00:00Z",
+            "2025-01-20T14:00:00Z/2025-01-20T15:00:00Z",
+        ]
+    );
+}
+
+#[test]
+fn an_all_day_series_matches_recurrence_ids_exdates_and_rdates_by_their_written_date() {
+    // The brief's case: an all-day weekly series whose second instance is
+    // moved by an override whose RECURRENCE-ID is a UTC date-time. Jan 6 and
+    // Jan 15 are busy as whole days of the provider's zone, in every zone.
+    let body = cal(
+        "BEGIN:VEVENT\r\nUID:ad@x\r\nDTSTART;VALUE=DATE:20250106\r\nRRULE:FREQ=WEEKLY;COUNT=2\r\nEND:VEVENT\r\n\
+         BEGIN:VEVENT\r\nUID:ad@x\r\nRECURRENCE-ID:20250113T000000Z\r\nDTSTART;VALUE=DATE:20250115\r\nEND:VEVENT\r\n",
+    );
+    for (zone, expected) in [
+        ("UTC", ["2025-01-06T00:00:00Z/2025-01-07T00:00:00Z", "2025-01-15T00:00:00Z/2025-01-16T00:00:00Z"]),
+        ("America/New_York", ["2025-01-06T05:00:00Z/2025-01-07T05:00:00Z", "2025-01-15T05:00:00Z/2025-01-16T05:00:00Z"]),
+        ("Asia/Tokyo", ["2025-01-05T15:00:00Z/2025-01-06T15:00:00Z", "2025-01-14T15:00:00Z/2025-01-15T15:00:00Z"]),
+        ("Pacific/Kiritimati", ["2025-01-05T10:00:00Z/2025-01-06T10:00:00Z", "2025-01-14T10:00:00Z/2025-01-15T10:00:00Z"]),
+        ("Pacific/Pago_Pago", ["2025-01-06T11:00:00Z/2025-01-07T11:00:00Z", "2025-01-15T11:00:00Z/2025-01-16T11:00:00Z"]),
+    ] {
+        let i = january_2025(&body, zone);
+        assert_eq!(spans(&i), expected, "{zone}");
+        // The moved day keeps the occurrence it stands for as its id.
+        assert_eq!(i.busy[1].recurrence_id, Some(i.busy[0].start.plus_secs(7 * 86_400)), "{zone}");
+    }
+    // EXDATE and RDATE as date-times in zones of their own still name dates:
+    // Jan 13 is taken out and Jan 25 added, seen from Honolulu (UTC−10).
+    let body = cal(
+        "BEGIN:VEVENT\r\nUID:ad2@x\r\nDTSTART;VALUE=DATE:20250106\r\nDTEND;VALUE=DATE:20250107\r\nRRULE:FREQ=WEEKLY;COUNT=3\r\n\
+         EXDATE;TZID=Asia/Tokyo:20250113T000000\r\nRDATE:20250125T000000Z\r\nEND:VEVENT\r\n",
+    );
+    assert_eq!(
+        spans(&january_2025(&body, "Pacific/Honolulu")),
+        [
+            "2025-01-06T10:00:00Z/2025-01-07T10:00:00Z",
+            "2025-01-20T10:00:00Z/2025-01-21T10:00:00Z",
+            "2025-01-25T10:00:00Z/2025-01-26T10:00:00Z",
+        ]
+    );
+}

@@ -24,6 +24,7 @@ use super::expand::{Length, Vevent};
 use super::lexer::{Component, ContentLine, Nesting, Step, content_lines, decode};
 use super::rrule::RRule;
 use super::values::{IcsDuration, When, parse_duration};
+use super::versions::Version;
 use super::zones::Zones;
 use crate::time::{Instant, Zone};
 
@@ -384,6 +385,28 @@ impl Context {
                 }
             },
         };
-        Some(Vevent { line: c.line, uid, summary, start, length, blocks: !transparent && !cancelled, rrules: rrules.into_boxed_slice(), rdates, exdates, recurrence_id })
+        let version = Version::new(self.sequence(c), self.stamp(c, "DTSTAMP"), self.stamp(c, "LAST-MODIFIED"));
+        Some(Vevent { line: c.line, uid, summary, start, length, blocks: !transparent && !cancelled, rrules: rrules.into_boxed_slice(), rdates, exdates, recurrence_id, version })
+    }
+
+    /// SEQUENCE (RFC 5545 §3.8.7.4): missing is 0, and so is an unreadable
+    /// one, with a warning.
+    fn sequence(&mut self, c: &Component) -> i64 {
+        let Some(p) = c.prop("SEQUENCE") else { return 0 };
+        p.value.trim().parse().unwrap_or_else(|_| {
+            self.warn(p.line, format!("SEQUENCE {:?} cannot be read; read as 0", p.value));
+            0
+        })
+    }
+
+    /// DTSTAMP or LAST-MODIFIED (RFC 5545 §3.8.7.2, §3.8.7.3), UTC by the
+    /// RFC but read like any date-time; an unreadable one is missing.
+    fn stamp(&mut self, c: &Component, name: &str) -> Option<Instant> {
+        let p = c.prop(name)?;
+        let at = self.when(p, &p.value).map(|w| w.instant(self.provider));
+        if at.is_none() {
+            self.warn(p.line, format!("{name} {:?} cannot be read; read as missing", p.value));
+        }
+        at
     }
 }

@@ -41,6 +41,16 @@ impl When {
             When::Local(l, base) => base.point(*l),
         }
     }
+
+    /// The calendar date as written, whatever its time and zone: how an
+    /// all-day series matches its RECURRENCE-IDs, EXDATEs and RDATEs
+    /// (SEMANTICS.md §6), as some clients write those as date-times.
+    pub(super) fn date_as_written(&self) -> NaiveDate {
+        match self {
+            When::Date(d) => *d,
+            When::Local(l, _) => l.date(),
+        }
+    }
 }
 
 pub(super) fn parse_date(v: &str) -> Option<NaiveDate> {
