@@ -41,14 +41,52 @@ pub(super) struct Vevent {
     pub(super) start: When,
     pub(super) length: Length,
     pub(super) blocks: bool,
-    /// Its RRULEs, a union (RFC 5545 §3.8.5.3); boxed, as most events have
-    /// none and a rule is large.
-    pub(super) rrules: Box<[RRule]>,
-    pub(super) rdates: Vec<(When, Option<Length>)>,
-    pub(super) exdates: Vec<When>,
-    pub(super) recurrence_id: Option<(When, bool)>,
     /// Which version of its UID (and RECURRENCE-ID) this is.
     pub(super) version: Version,
+    /// `None` for a single event, as most are: a calendar's events are all
+    /// held until it ends, and this keeps each of them small.
+    pub(super) recurrence: Option<Box<Recurrence>>,
+}
+
+/// What makes an event recur, or an override of one. Boxed slices: no
+/// spare capacity is held until the calendar ends (a rule is large).
+#[derive(Clone, Debug, Default)]
+pub(super) struct Recurrence {
+    /// Its RRULEs, a union (RFC 5545 §3.8.5.3).
+    pub(super) rrules: Box<[RRule]>,
+    pub(super) rdates: Box<[(When, Option<Length>)]>,
+    pub(super) exdates: Box<[When]>,
+    /// RECURRENCE-ID, and whether its RANGE is THISANDFUTURE.
+    pub(super) recurrence_id: Option<(When, bool)>,
+}
+
+impl Recurrence {
+    pub(super) fn is_empty(&self) -> bool {
+        self.rrules.is_empty() && self.rdates.is_empty() && self.exdates.is_empty() && self.recurrence_id.is_none()
+    }
+}
+
+impl Vevent {
+    fn rrules(&self) -> &[RRule] {
+        self.recurrence.as_deref().map_or(&[], |r| &r.rrules)
+    }
+
+    fn rdates(&self) -> &[(When, Option<Length>)] {
+        self.recurrence.as_deref().map_or(&[], |r| &r.rdates)
+    }
+
+    fn exdates(&self) -> &[When] {
+        self.recurrence.as_deref().map_or(&[], |r| &r.exdates)
+    }
+
+    fn recurrence_id(&self) -> Option<&(When, bool)> {
+        self.recurrence.as_deref().and_then(|r| r.recurrence_id.as_ref())
+    }
+
+    /// An RRULE or RDATE makes it a series (its occurrences carry ids).
+    fn recurring(&self) -> bool {
+        !self.rrules().is_empty() || !self.rdates().is_empty()
+    }
 }
 
 /// One master as its occurrences are made: the wall clock it recurs on and
@@ -110,7 +148,7 @@ impl Context {
             masters.clear();
             overrides.clear();
             for e in group.iter().map(|&i| &events[i]) {
-                if e.recurrence_id.is_some() { overrides.push(e) } else { masters.push(e) }
+                if e.recurrence_id().is_some() { overrides.push(e) } else { masters.push(e) }
             }
             versions::keep_latest(&mut masters, |_| (), |e| e.version);
             series.clear();
@@ -136,13 +174,13 @@ impl Context {
     fn stand_ins<'e>(&self, series: &[Series], overrides: &[&'e Vevent], into: &mut Vec<StandIn<'e>>) {
         into.clear();
         let all_day = series.first().is_some_and(|s| s.all_day);
-        into.extend(overrides.iter().filter_map(|o| o.recurrence_id.as_ref().map(|(w, _)| (occurrence_at(w, all_day, self.provider), *o))));
+        into.extend(overrides.iter().filter_map(|o| o.recurrence_id().map(|(w, _)| (occurrence_at(w, all_day, self.provider), *o))));
         versions::keep_latest(into, |(at, _)| *at, |(_, o)| o.version);
         into.retain(|(at, _)| series.is_empty() || !series.iter().all(|s| s.excludes(*at)));
     }
 
     fn series(&self, e: &Vevent) -> Series {
-        let recurring = !e.rrules.is_empty() || !e.rdates.is_empty();
+        let recurring = e.recurring();
         // Wall clock of the expansion: a recurring UTC DTSTART follows
         // X-WR-TIMEZONE when the calendar names one (Google).
         let (start_local, base) = match (&e.start, self.zones.wr_zone) {
@@ -152,7 +190,7 @@ impl Context {
         };
         let all_day = matches!(e.start, When::Date(_));
         let (mut excluded, mut excluded_dates) = (HashSet::new(), HashSet::new());
-        for w in &e.exdates {
+        for w in e.exdates() {
             match w {
                 When::Local(..) if !all_day => excluded.insert(w.instant(self.provider)),
                 _ => excluded_dates.insert(w.date_as_written()),
@@ -165,12 +203,12 @@ impl Context {
     /// §3.8.5.3), minus EXDATEs and the ones an override stands in for, with
     /// RANGE=THISANDFUTURE overrides applied to the occurrences they govern.
     fn expand_master(&mut self, e: &Vevent, series: &Series, stand_ins: &[StandIn<'_>], out: &mut Vec<BusyOccurrence>) {
-        let recurring = !e.rrules.is_empty() || !e.rdates.is_empty();
+        let recurring = e.recurring();
         let provider = self.provider;
         let place = |l: NaiveDateTime| if series.all_day { When::Date(l.date()).instant(provider) } else { series.base.point(l) };
 
         let mut starts: Vec<(Instant, Option<Length>)> = Vec::new();
-        if e.rrules.is_empty() {
+        if e.rrules().is_empty() {
             starts.push((place(series.start_local), None));
         } else {
             // Occurrences far past the window are not needed: stop a day
@@ -178,18 +216,18 @@ impl Context {
             let window_end = series.base.local_at(self.to) + Duration::days(2);
             let to_utc = |l: NaiveDateTime| place(l).unix();
             let limits = recur::Limits { max_occurrences: self.limits.max_occurrences, max_iterations: self.limits.max_iterations };
-            let exp = recur::expand_union(&e.rrules, series.start_local, window_end, &to_utc, limits);
+            let exp = recur::expand_union(e.rrules(), series.start_local, window_end, &to_utc, limits);
             if exp.truncated {
                 self.warn(e.line, format!("recurrence of {:?} stopped at a limit; later occurrences are not imported", e.uid));
             }
             starts.extend(exp.occurrences.into_iter().map(|l| (place(l), None)));
         }
-        for (w, len) in &e.rdates {
+        for (w, len) in e.rdates() {
             // A PERIOD keeps its own start; a date or date-time names an occurrence.
             let at = if len.is_some() { w.instant(provider) } else { series.occurrence_at(w) };
             starts.push((at, len.clone()));
         }
-        let future: Vec<&StandIn<'_>> = stand_ins.iter().filter(|(_, o)| matches!(o.recurrence_id, Some((_, true)))).collect();
+        let future: Vec<&StandIn<'_>> = stand_ins.iter().filter(|(_, o)| matches!(o.recurrence_id(), Some((_, true)))).collect();
 
         starts.sort_by_key(|(s, _)| *s);
         starts.dedup_by_key(|(s, _)| *s);

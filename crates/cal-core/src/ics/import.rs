@@ -20,7 +20,7 @@
 
 use serde::Serialize;
 
-use super::expand::{Length, Vevent};
+use super::expand::{Length, Recurrence, Vevent};
 use super::lexer::{Component, ContentLine, Nesting, Step, content_lines, decode};
 use super::rrule::RRule;
 use super::values::{IcsDuration, When, parse_duration};
@@ -386,7 +386,9 @@ impl Context {
             },
         };
         let version = Version::new(self.sequence(c), self.stamp(c, "DTSTAMP"), self.stamp(c, "LAST-MODIFIED"));
-        Some(Vevent { line: c.line, uid, summary, start, length, blocks: !transparent && !cancelled, rrules: rrules.into_boxed_slice(), rdates, exdates, recurrence_id, version })
+        let recurrence = Recurrence { rrules: rrules.into(), rdates: rdates.into(), exdates: exdates.into(), recurrence_id };
+        let recurrence = (!recurrence.is_empty()).then(|| Box::new(recurrence));
+        Some(Vevent { line: c.line, uid, summary, start, length, blocks: !transparent && !cancelled, version, recurrence })
     }
 
     /// SEQUENCE (RFC 5545 §3.8.7.4): missing is 0, and so is an unreadable
