@@ -480,3 +480,31 @@ fn an_all_day_series_matches_recurrence_ids_exdates_and_rdates_by_their_written_
         ]
     );
 }
+
+#[test]
+fn versions_in_different_vcalendars_of_one_body_are_versions_too() {
+    // An exporter that appends whole iTIP messages: each VCALENDAR holds one
+    // version. Each calendar's X-WR-TIMEZONE still applies to its own events:
+    // Berlin's clock moves "w1" at the end of March, not "w2".
+    let body = "BEGIN:VCALENDAR\r\nX-WR-TIMEZONE:Europe/Berlin\r\n\
+        BEGIN:VEVENT\r\nUID:multi@x\r\nSEQUENCE:0\r\nDTSTART:20250324T100000Z\r\nDURATION:PT1H\r\nRRULE:FREQ=WEEKLY;COUNT=2\r\nEND:VEVENT\r\n\
+        BEGIN:VEVENT\r\nUID:w1\r\nDTSTART:20250324T080000Z\r\nDURATION:PT1H\r\nRRULE:FREQ=WEEKLY;COUNT=2\r\nEND:VEVENT\r\n\
+        END:VCALENDAR\r\nBEGIN:VCALENDAR\r\n\
+        BEGIN:VEVENT\r\nUID:multi@x\r\nSEQUENCE:1\r\nDTSTART:20250325T100000Z\r\nDURATION:PT1H\r\nRRULE:FREQ=WEEKLY;COUNT=2\r\nEND:VEVENT\r\n\
+        BEGIN:VEVENT\r\nUID:w2\r\nDTSTART:20250324T090000Z\r\nDURATION:PT1H\r\nRRULE:FREQ=WEEKLY;COUNT=2\r\nEND:VEVENT\r\n\
+        END:VCALENDAR\r\n";
+    let i = run_in(body, "UTC", "2025-03-01T00:00:00Z", "2025-05-01T00:00:00Z");
+    let got: Vec<String> = i.busy.iter().map(|b| format!("{} {}", b.start, b.uid)).collect();
+    assert_eq!(
+        got,
+        [
+            "2025-03-24T08:00:00Z w1",
+            "2025-03-24T09:00:00Z w2",
+            "2025-03-25T10:00:00Z multi@x",
+            "2025-03-31T07:00:00Z w1",
+            "2025-03-31T09:00:00Z w2",
+            "2025-04-01T10:00:00Z multi@x",
+        ]
+    );
+    assert_eq!(i.events, 4);
+}

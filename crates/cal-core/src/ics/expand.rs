@@ -41,6 +41,8 @@ pub(super) struct Vevent {
     pub(super) start: When,
     pub(super) length: Length,
     pub(super) blocks: bool,
+    /// Its calendar's `X-WR-TIMEZONE`: a recurring UTC DTSTART recurs on it.
+    pub(super) wr_zone: Option<Zone>,
     /// Which version of its UID (and RECURRENCE-ID) this is.
     pub(super) version: Version,
     /// `None` for a single event, as most are: a calendar's events are all
@@ -183,7 +185,7 @@ impl Context {
         let recurring = e.recurring();
         // Wall clock of the expansion: a recurring UTC DTSTART follows
         // X-WR-TIMEZONE when the calendar names one (Google).
-        let (start_local, base) = match (&e.start, self.zones.wr_zone) {
+        let (start_local, base) = match (&e.start, e.wr_zone) {
             (When::Local(l, TimeBase::Utc), Some(z)) if recurring => (z.local_at(TimeBase::Utc.point(*l)), TimeBase::Iana(z)),
             (When::Local(l, b), _) => (*l, b.clone()),
             (When::Date(d), _) => (d.and_time(NaiveTime::MIN), TimeBase::Iana(self.provider)),

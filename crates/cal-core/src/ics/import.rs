@@ -134,16 +134,19 @@ pub fn import(body: &[u8], provider_zone: Zone, from: Instant, to: Instant, limi
     let mut warnings = Vec::new();
     let mut heads = heads.into_iter();
     let mut nesting = Nesting::default();
-    // The open top-level VCALENDAR, its events read so far, and the VEVENT being read.
-    let mut calendar: Option<(Context, Vec<Vevent>)> = None;
+    // The open top-level VCALENDAR, the last one closed, and the VEVENT being
+    // read. The events of every VCALENDAR are expanded together at the end:
+    // versions of one UID may stand in different ones (appended iTIP
+    // messages), and each event carries what it needs of its calendar.
+    let (mut calendar, mut closed): (Option<Context>, Option<Context>) = (None, None);
+    let mut events: Vec<Vevent> = Vec::with_capacity(event_count);
     let mut event: Option<Component<'_>> = None;
     for l in content_lines(&text)? {
         match nesting.step(&l)? {
             Step::Begin(name) => match nesting.depth() {
                 1 if name == "VCALENDAR" => {
                     if let Some(head) = heads.next() {
-                        let capacity = head.events;
-                        calendar = Some((Context::new(head, provider_zone, from, to, limits, std::mem::take(&mut warnings)), Vec::with_capacity(capacity)));
+                        calendar = Some(Context::new(head, provider_zone, from, to, limits, std::mem::take(&mut warnings)));
                     }
                 }
                 2 if calendar.is_some() && name == "VEVENT" => {
@@ -153,13 +156,13 @@ pub fn import(body: &[u8], provider_zone: Zone, from: Instant, to: Instant, limi
             },
             Step::End(_) => match nesting.depth() {
                 0 => {
-                    if let Some((mut ctx, events)) = calendar.take() {
-                        ctx.run(events, &mut out.busy);
-                        warnings = ctx.warnings;
+                    if let Some(mut ctx) = calendar.take() {
+                        warnings = std::mem::take(&mut ctx.warnings);
+                        closed = Some(ctx);
                     }
                 }
                 1 => {
-                    if let (Some(e), Some((ctx, events))) = (event.take(), calendar.as_mut()) {
+                    if let (Some(e), Some(ctx)) = (event.take(), calendar.as_mut()) {
                         events.extend(ctx.read_event(&e));
                     }
                 }
@@ -172,6 +175,11 @@ pub fn import(body: &[u8], provider_zone: Zone, from: Instant, to: Instant, limi
             }
             Step::Ignored => {}
         }
+    }
+    if let Some(mut ctx) = closed {
+        ctx.warnings = warnings;
+        ctx.run(events, &mut out.busy);
+        warnings = ctx.warnings;
     }
     // Cannot fail: the survey saw every component closed.
     nesting.finish()?;
@@ -247,7 +255,8 @@ fn survey(text: &str) -> Result<Vec<CalendarHead<'_>>, Rejection> {
     Ok(heads)
 }
 
-/// One VCALENDAR's zones and limits while its events are read and expanded.
+/// One VCALENDAR's zones and limits while its events are read; the last
+/// one expands the events of all of them.
 pub(super) struct Context {
     /// The line of its BEGIN:VCALENDAR.
     pub(super) cal_line: usize,
@@ -388,7 +397,7 @@ impl Context {
         let version = Version::new(self.sequence(c), self.stamp(c, "DTSTAMP"), self.stamp(c, "LAST-MODIFIED"));
         let recurrence = Recurrence { rrules: rrules.into(), rdates: rdates.into(), exdates: exdates.into(), recurrence_id };
         let recurrence = (!recurrence.is_empty()).then(|| Box::new(recurrence));
-        Some(Vevent { line: c.line, uid, summary, start, length, blocks: !transparent && !cancelled, version, recurrence })
+        Some(Vevent { line: c.line, uid, summary, start, length, blocks: !transparent && !cancelled, wr_zone: self.zones.wr_zone, version, recurrence })
     }
 
     /// SEQUENCE (RFC 5545 §3.8.7.4): missing is 0, and so is an unreadable
