@@ -1,4 +1,4 @@
-//! One calendar's events as busy occurrences (RFC 5545 §3.8.5; SEMANTICS.md
+//! A body's events as busy occurrences (RFC 5545 §3.8.5; SEMANTICS.md
 //! §6): of the versions of each UID's master and overrides only the latest
 //! (`versions`); each master's RRULE occurrences (expanded by `recur`, several
 //! rules a union) and RDATEs, minus its EXDATEs, with the RECURRENCE-ID
@@ -45,7 +45,7 @@ pub(super) struct Vevent {
     pub(super) wr_zone: Option<Zone>,
     /// Which version of its UID (and RECURRENCE-ID) this is.
     pub(super) version: Version,
-    /// `None` for a single event, as most are: a calendar's events are all
+    /// `None` for a single event, as most are: a body's events are all
     /// held until it ends, and this keeps each of them small.
     pub(super) recurrence: Option<Box<Recurrence>>,
 }
@@ -135,9 +135,9 @@ fn occurrence_at(w: &When, all_day: bool, provider: Zone) -> Instant {
 type StandIn<'e> = (Instant, &'e Vevent);
 
 impl Context {
-    /// Expands this calendar's events: by UID (in UID order), the latest
-    /// version of its master and of each override, the overrides as they
-    /// stand, then the master around them.
+    /// Expands the events of every VCALENDAR of the body: by UID (in UID
+    /// order), the latest version of its master and of each override, the
+    /// overrides as they stand, then the master around them.
     pub(super) fn run(&mut self, events: Vec<Vevent>, out: &mut Vec<BusyOccurrence>) {
         // A stable sort keeps each UID's events in the order they were read.
         let mut order: Vec<usize> = (0..events.len()).collect();

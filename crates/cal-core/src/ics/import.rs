@@ -15,8 +15,9 @@
 //! [`ImportLimits`], so a hostile RRULE can neither loop nor exhaust memory.
 //!
 //! This module holds the public face and the two passes over the body; the
-//! syntax is read by `lexer`, values by `values`, zones by `zones`, and each
-//! calendar's events are expanded by `expand`.
+//! syntax is read by `lexer`, values by `values`, zones by `zones` (each
+//! VCALENDAR its own), and the events of all of them are expanded together
+//! by `expand`, so versions of one UID meet wherever they stand.
 
 use serde::Serialize;
 

@@ -3,8 +3,8 @@
 //!
 //! Import reads a body in two streaming passes ([`import`]): the syntax
 //! (`lexer`) gives content lines, their values (`values`) are placed on
-//! the wall clock their TZID names (`zones`), and each calendar's events
-//! are expanded (`expand`, with rules parsed by [`rrule`] and expanded by
+//! the wall clock their TZID names (`zones`), and the body's events are
+//! expanded (`expand`, with rules parsed by [`rrule`] and expanded by
 //! `recur`, and only the latest of an event's versions kept by `versions`)
 //! into busy occurrences. Export ([`export`]) writes the booking
 //! attachments and the personal feed.
