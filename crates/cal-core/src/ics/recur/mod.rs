@@ -69,7 +69,8 @@ pub struct Expansion {
 /// (RFC 5545 §3.8.5.3: DTSTART is always the first occurrence and counts
 /// toward COUNT, even if it does not match the pattern).
 ///
-/// Stops at COUNT, at UNTIL (inclusive; a [`Until::Utc`] is compared through
+/// Stops at COUNT, at UNTIL (inclusive; a
+/// [`Until::Utc`](crate::ics::rrule::Until::Utc) is compared through
 /// `to_utc`, which maps a wall-clock occurrence to unix seconds), at the first
 /// occurrence after `window_end` (wall clock; occurrences come in increasing
 /// wall-clock order, so this is a safe stop), or when a limit is hit — then
