@@ -7,7 +7,7 @@
 
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
-use cal_core::ics::rrule::{Expansion, Freq, Limits, RRule, RRuleError, Until, expand};
+use cal_core::ics::rrule::{Expansion, Freq, Limits, RRule, RRuleError, Until, expand, expand_union};
 use chrono::{Duration, NaiveDate, NaiveDateTime, TimeZone, Weekday};
 use chrono_tz::America::New_York;
 
@@ -865,4 +865,22 @@ fn bysetpos_of_a_weekly_rule_counts_the_whole_first_week() {
         "19980310T090000",
         &on("090000", &["19980310", "19980316", "19980323"]),
     );
+}
+
+#[test]
+fn several_rules_are_a_union_with_dtstart_once_and_the_earliest_kept_at_the_limit() {
+    // RFC 5545 §3.8.5.3: the set is every start any rule generates. Each rule
+    // keeps its own COUNT, DTSTART included in each; shared starts count once.
+    let rules = [RRule::parse("FREQ=DAILY;COUNT=3").unwrap(), RRule::parse("FREQ=WEEKLY;BYDAY=MO,WE;COUNT=3").unwrap()];
+    let union = |limits| expand_union(&rules, at("20250106T100000"), at("21000101T000000"), &ny_to_utc, limits);
+    let got = union(GENEROUS);
+    assert_eq!(got.occurrences, [at("20250106T100000"), at("20250107T100000"), at("20250108T100000"), at("20250113T100000")]);
+    assert!(!got.truncated);
+    // Two allowed: the first two of the union, said to be cut short.
+    let cut = union(Limits { max_occurrences: 2, ..GENEROUS });
+    assert_eq!((cut.occurrences, cut.truncated), (vec![at("20250106T100000"), at("20250107T100000")], true));
+    // No rule: DTSTART alone; one rule: exactly what `expand` gives.
+    assert_eq!(expand_union(&[], at("20250106T100000"), at("21000101T000000"), &ny_to_utc, GENEROUS).occurrences, [at("20250106T100000")]);
+    let one = expand_union(&rules[..1], at("20250106T100000"), at("21000101T000000"), &ny_to_utc, GENEROUS);
+    assert_eq!(one, expand(&rules[0], at("20250106T100000"), at("21000101T000000"), &ny_to_utc, GENEROUS));
 }

@@ -15,15 +15,17 @@
 //! [`ImportLimits`], so a hostile RRULE can neither loop nor exhaust memory.
 //!
 //! This module holds the public face and the two passes over the body; the
-//! syntax is read by `lexer`, values by `values`, zones by `zones`, and each
-//! calendar's events are expanded by `expand`.
+//! syntax is read by `lexer`, values by `values`, zones by `zones` (each
+//! VCALENDAR its own), and the events of all of them are expanded together
+//! by `expand`, so versions of one UID meet wherever they stand.
 
 use serde::Serialize;
 
-use super::expand::{Length, Vevent};
+use super::expand::{Length, Recurrence, Vevent};
 use super::lexer::{Component, ContentLine, Nesting, Step, content_lines, decode};
 use super::rrule::RRule;
 use super::values::{IcsDuration, When, parse_duration};
+use super::versions::Version;
 use super::zones::Zones;
 use crate::time::{Instant, Zone};
 
@@ -133,16 +135,19 @@ pub fn import(body: &[u8], provider_zone: Zone, from: Instant, to: Instant, limi
     let mut warnings = Vec::new();
     let mut heads = heads.into_iter();
     let mut nesting = Nesting::default();
-    // The open top-level VCALENDAR, its events read so far, and the VEVENT being read.
-    let mut calendar: Option<(Context, Vec<Vevent>)> = None;
+    // The open top-level VCALENDAR, the last one closed, and the VEVENT being
+    // read. The events of every VCALENDAR are expanded together at the end:
+    // versions of one UID may stand in different ones (appended iTIP
+    // messages), and each event carries what it needs of its calendar.
+    let (mut calendar, mut closed): (Option<Context>, Option<Context>) = (None, None);
+    let mut events: Vec<Vevent> = Vec::with_capacity(event_count);
     let mut event: Option<Component<'_>> = None;
     for l in content_lines(&text)? {
         match nesting.step(&l)? {
             Step::Begin(name) => match nesting.depth() {
                 1 if name == "VCALENDAR" => {
                     if let Some(head) = heads.next() {
-                        let capacity = head.events;
-                        calendar = Some((Context::new(head, provider_zone, from, to, limits, std::mem::take(&mut warnings)), Vec::with_capacity(capacity)));
+                        calendar = Some(Context::new(head, provider_zone, from, to, limits, std::mem::take(&mut warnings)));
                     }
                 }
                 2 if calendar.is_some() && name == "VEVENT" => {
@@ -152,13 +157,13 @@ pub fn import(body: &[u8], provider_zone: Zone, from: Instant, to: Instant, limi
             },
             Step::End(_) => match nesting.depth() {
                 0 => {
-                    if let Some((mut ctx, events)) = calendar.take() {
-                        ctx.run(events, &mut out.busy);
-                        warnings = ctx.warnings;
+                    if let Some(mut ctx) = calendar.take() {
+                        warnings = std::mem::take(&mut ctx.warnings);
+                        closed = Some(ctx);
                     }
                 }
                 1 => {
-                    if let (Some(e), Some((ctx, events))) = (event.take(), calendar.as_mut()) {
+                    if let (Some(e), Some(ctx)) = (event.take(), calendar.as_mut()) {
                         events.extend(ctx.read_event(&e));
                     }
                 }
@@ -171,6 +176,11 @@ pub fn import(body: &[u8], provider_zone: Zone, from: Instant, to: Instant, limi
             }
             Step::Ignored => {}
         }
+    }
+    if let Some(mut ctx) = closed {
+        ctx.warnings = warnings;
+        ctx.run(events, &mut out.busy);
+        warnings = ctx.warnings;
     }
     // Cannot fail: the survey saw every component closed.
     nesting.finish()?;
@@ -246,7 +256,8 @@ fn survey(text: &str) -> Result<Vec<CalendarHead<'_>>, Rejection> {
     Ok(heads)
 }
 
-/// One VCALENDAR's zones and limits while its events are read and expanded.
+/// One VCALENDAR's zones and limits while its events are read; the last
+/// one expands the events of all of them.
 pub(super) struct Context {
     /// The line of its BEGIN:VCALENDAR.
     pub(super) cal_line: usize,
@@ -286,16 +297,18 @@ impl Context {
             self.warn(dtstart.line, format!("DTSTART {:?} cannot be read; event skipped", dtstart.value));
             return None;
         };
-        let rrule = match c.prop("RRULE") {
-            None => None,
-            Some(p) => match RRule::parse(&p.value) {
-                Ok(r) => Some(Box::new(r)),
+        // Several RRULEs are a union (RFC 5545 §3.8.5.3); one unreadable rule
+        // leaves the busy time unknown, so the event is skipped.
+        let mut rrules = Vec::new();
+        for p in c.props("RRULE") {
+            match RRule::parse(&p.value) {
+                Ok(r) => rrules.push(r),
                 Err(e) => {
                     self.warn(p.line, format!("RRULE cannot be read ({e}); event skipped"));
                     return None;
                 }
-            },
-        };
+            }
+        }
         let mut start = start;
         let length = match (c.prop("DTEND"), c.prop("DURATION")) {
             (Some(p), _) => {
@@ -382,6 +395,30 @@ impl Context {
                 }
             },
         };
-        Some(Vevent { line: c.line, uid, summary, start, length, blocks: !transparent && !cancelled, rrule, rdates, exdates, recurrence_id })
+        let version = Version::new(self.sequence(c), self.stamp(c, "DTSTAMP"), self.stamp(c, "LAST-MODIFIED"));
+        let recurrence = Recurrence { rrules: rrules.into(), rdates: rdates.into(), exdates: exdates.into(), recurrence_id };
+        let recurrence = (!recurrence.is_empty()).then(|| Box::new(recurrence));
+        Some(Vevent { line: c.line, uid, summary, start, length, blocks: !transparent && !cancelled, wr_zone: self.zones.wr_zone, version, recurrence })
+    }
+
+    /// SEQUENCE (RFC 5545 §3.8.7.4): missing is 0, and so is an unreadable
+    /// one, with a warning.
+    fn sequence(&mut self, c: &Component) -> i64 {
+        let Some(p) = c.prop("SEQUENCE") else { return 0 };
+        p.value.trim().parse().unwrap_or_else(|_| {
+            self.warn(p.line, format!("SEQUENCE {:?} cannot be read; read as 0", p.value));
+            0
+        })
+    }
+
+    /// DTSTAMP or LAST-MODIFIED (RFC 5545 §3.8.7.2, §3.8.7.3), UTC by the
+    /// RFC but read like any date-time; an unreadable one is missing.
+    fn stamp(&mut self, c: &Component, name: &str) -> Option<Instant> {
+        let p = c.prop(name)?;
+        let at = self.when(p, &p.value).map(|w| w.instant(self.provider));
+        if at.is_none() {
+            self.warn(p.line, format!("{name} {:?} cannot be read; read as missing", p.value));
+        }
+        at
     }
 }

@@ -62,6 +62,11 @@ pub(super) fn decode(body: &[u8]) -> Result<Cow<'_, str>, Rejection> {
 /// The logical (unfolded) lines of `text` with the physical line each starts
 /// on, produced one at a time: an unfolded line borrows from `text`, only a
 /// folded one is copied, so a large body is never held twice.
+///
+/// Unfolding (RFC 5545 §3.1) joins a line with every following line that
+/// starts with a space or tab, that one character dropped. Empty lines are
+/// not content lines: between a line and its continuation they are skipped
+/// (SEMANTICS.md §6; some exporters write a blank line inside a fold).
 fn logical_lines(text: &str) -> impl Iterator<Item = (usize, Cow<'_, str>)> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut raw = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).enumerate().peekable();
@@ -73,6 +78,10 @@ fn logical_lines(text: &str) -> impl Iterator<Item = (usize, Cow<'_, str>)> {
         }
         let mut logical = Cow::Borrowed(line);
         while let Some((_, next)) = raw.peek() {
+            if next.is_empty() {
+                raw.next();
+                continue;
+            }
             let Some(rest) = next.strip_prefix([' ', '\t']) else { break };
             logical.to_mut().push_str(rest);
             raw.next();

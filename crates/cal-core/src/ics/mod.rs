@@ -3,9 +3,10 @@
 //!
 //! Import reads a body in two streaming passes ([`import`]): the syntax
 //! (`lexer`) gives content lines, their values (`values`) are placed on
-//! the wall clock their TZID names (`zones`), and each calendar's events
-//! are expanded (`expand`, with rules parsed by [`rrule`] and expanded by
-//! `recur`) into busy occurrences. Export ([`export`]) writes the booking
+//! the wall clock their TZID names (`zones`), and the body's events are
+//! expanded (`expand`, with rules parsed by [`rrule`] and expanded by
+//! `recur`, and only the latest of an event's versions kept by `versions`)
+//! into busy occurrences. Export ([`export`]) writes the booking
 //! attachments and the personal feed.
 
 pub mod export;
@@ -15,4 +16,5 @@ mod lexer;
 mod recur;
 pub mod rrule;
 mod values;
+mod versions;
 mod zones;

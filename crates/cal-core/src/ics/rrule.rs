@@ -1,11 +1,12 @@
 //! Recurrence rules (SEMANTICS.md §6): the RECUR value of RFC 5545 §3.3.10,
 //! parsed into an [`RRule`]. Its expansion into occurrences (§3.8.5.3) is
-//! [`expand`], re-exported here so that a rule and what it yields are one
+//! [`expand`] ([`expand_union`] for several rules on one DTSTART),
+//! re-exported here so that a rule and what it yields are one
 //! module to callers.
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime, Weekday};
 
-pub use super::recur::{Expansion, Limits, expand};
+pub use super::recur::{Expansion, Limits, expand, expand_union};
 
 /// FREQ (RFC 5545 §3.3.10): the unit of the recurrence's periods.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use chrono::{Duration, NaiveDateTime};
+use chrono::{Duration, NaiveDateTime, NaiveTime};
 
 use super::import::Warning;
 use super::lexer::{Component, ContentLine};
@@ -145,27 +145,29 @@ impl Zones {
         for obs in tz.children.iter().filter(|c| c.name == "STANDARD" || c.name == "DAYLIGHT") {
             let offset = |name: &str| obs.prop(name).and_then(|p| parse_offset(&p.value));
             let (Some(from), Some(to), Some(start)) =
-                (offset("TZOFFSETFROM"), offset("TZOFFSETTO"), obs.prop("DTSTART").and_then(|p| parse_local(&p.value)))
+                (offset("TZOFFSETFROM"), offset("TZOFFSETTO"), obs.prop("DTSTART").and_then(|p| onset(&p.value)))
             else {
                 warn(warnings, obs.line, format!("{} observance without a readable DTSTART/TZOFFSETFROM/TZOFFSETTO; ignored", obs.name));
                 continue;
             };
-            let mut onsets = vec![start];
-            if let Some(p) = obs.prop("RRULE") {
+            let mut rules = Vec::new();
+            for p in obs.props("RRULE") {
                 match RRule::parse(&p.value) {
-                    Ok(rule) => {
-                        let to_utc = |l: NaiveDateTime| l.and_utc().timestamp() - i64::from(from);
-                        let limits = recur::Limits { max_occurrences: 2_000, max_iterations: 20_000 };
-                        onsets = recur::expand(&rule, start, horizon, &to_utc, limits).occurrences;
-                    }
-                    Err(e) => warn(warnings, p.line, format!("RRULE in VTIMEZONE: {e}; only its DTSTART is used")),
+                    Ok(rule) => rules.push(rule),
+                    Err(e) => warn(warnings, p.line, format!("RRULE in VTIMEZONE: {e}; ignored")),
                 }
             }
-            for p in obs.props("RDATE") {
-                onsets.extend(p.value.split(',').filter_map(parse_local));
+            let mut onsets = vec![start];
+            if !rules.is_empty() {
+                let to_utc = |l: NaiveDateTime| l.and_utc().timestamp() - i64::from(from);
+                let limits = recur::Limits { max_occurrences: 2_000, max_iterations: 20_000 };
+                onsets = recur::expand_union(&rules, start, horizon, &to_utc, limits).occurrences;
             }
-            for onset in onsets {
-                transitions.push((onset.and_utc().timestamp() - i64::from(from), from, to));
+            for p in obs.props("RDATE") {
+                onsets.extend(p.value.split(',').filter_map(onset));
+            }
+            for at in onsets {
+                transitions.push((at.and_utc().timestamp() - i64::from(from), from, to));
             }
         }
         if transitions.is_empty() {
@@ -209,6 +211,13 @@ impl Zones {
         }
         Some(When::Local(local, self.base_for(prop, warnings)))
     }
+}
+
+/// When an observance begins (RFC 5545 §3.6.5: its DTSTART and RDATEs, local
+/// time on the TZOFFSETFROM clock). Written as a DATE it begins at that
+/// date's midnight (SEMANTICS.md §6), as a DATE-TIME at that time.
+fn onset(value: &str) -> Option<NaiveDateTime> {
+    parse_local(value).or_else(|| parse_date(value).map(|d| d.and_time(NaiveTime::MIN)))
 }
 
 fn warn(warnings: &mut Vec<Warning>, line: usize, message: impl Into<String>) {
