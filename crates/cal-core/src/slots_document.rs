@@ -7,12 +7,14 @@
 
 use serde_json::{Map, Value};
 
-use crate::availability::{BookingParams, Exception, ExceptionKind, RuleError, WeekdayMask, WeeklyRule};
+use crate::availability::{
+    Exception, ExceptionInput, ExceptionKind, FieldError, RuleError, ValueProblem, WeeklyRule, WeeklyRuleInput,
+};
 use crate::feasibility::{
     Combine, EventBusy, EventStatus, FeasibilityError, HoldBusy, HoldStatus, ProviderCalendar, SlotQuery, SlotRange,
     StepMinutes,
 };
-use crate::time::{Instant, Interval, LocalTime, TimeError, Zone, parse_date};
+use crate::time::{Instant, Interval, TimeError};
 
 /// What was wrong with one field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,6 +76,15 @@ impl<'a> JsonFields<'a> {
         InputError::new(self.path_of(key), problem)
     }
 
+    /// A row's value refused by its domain type, at the field's path here.
+    pub fn refused(&self, e: FieldError) -> InputError {
+        let problem = match e.problem {
+            ValueProblem::Time(t) => FieldProblem::Time(t),
+            ValueProblem::Rule(r) => FieldProblem::Rule(r),
+        };
+        self.err(e.field, problem)
+    }
+
     /// The field's value unless absent or null.
     pub fn get(&self, key: &str) -> Option<&'a Value> {
         self.map.get(key).filter(|v| !v.is_null())
@@ -103,18 +114,6 @@ impl<'a> JsonFields<'a> {
         Instant::parse(self.str(key)?).map_err(|e| self.err(key, e))
     }
 
-    pub fn zone(&self, key: &str) -> Result<Zone, InputError> {
-        Zone::parse(self.str(key)?).map_err(|e| self.err(key, e))
-    }
-
-    pub fn opt_local_time(&self, key: &str) -> Result<Option<LocalTime>, InputError> {
-        self.opt_str(key)?.map(|s| LocalTime::parse(s).map_err(|e| self.err(key, e))).transpose()
-    }
-
-    pub fn local_time(&self, key: &str) -> Result<LocalTime, InputError> {
-        self.opt_local_time(key)?.ok_or_else(|| self.err(key, FieldProblem::Missing))
-    }
-
     /// `[start, end)` from two instant fields; an empty one names `end`.
     pub fn interval(&self, start: &str, end: &str) -> Result<Interval, InputError> {
         Interval::new(self.instant(start)?, self.instant(end)?).map_err(|e| self.err(end, e))
@@ -142,37 +141,37 @@ pub fn parse_json(text: &str) -> Result<Value, InputError> {
     serde_json::from_str(text).map_err(|e| InputError::new("input", FieldProblem::Json(e.to_string())))
 }
 
-/// A weekly rule row.
+/// A weekly rule row; the values are checked by `WeeklyRule::try_from`.
 pub fn weekly_rule(o: JsonFields<'_>) -> Result<WeeklyRule, InputError> {
-    let params = BookingParams::new(o.opt_int("min_duration_min")?, o.opt_int("lead_time_hours")?, o.opt_int("booking_window_days")?)
-        .map_err(|(field, e)| o.err(field, e))?;
-    Ok(WeeklyRule {
-        rule_id: o.opt_str("rule_id")?.unwrap_or_default().to_owned(),
-        user_id: o.str("user_id")?.to_owned(),
-        role_code: o.str("role_code")?.to_owned(),
-        weekday_mask: WeekdayMask::new(o.int("weekday_mask")?).map_err(|e| o.err("weekday_mask", e))?,
-        start_local: o.local_time("start_local")?,
-        end_local: o.local_time("end_local")?,
-        timezone: o.zone("timezone")?,
-        params,
-        active: o.opt_bool("active")?.unwrap_or(true),
-    })
+    let input = WeeklyRuleInput {
+        min_duration_min: o.opt_int("min_duration_min")?,
+        lead_time_hours: o.opt_int("lead_time_hours")?,
+        booking_window_days: o.opt_int("booking_window_days")?,
+        rule_id: o.opt_str("rule_id")?,
+        user_id: o.str("user_id")?,
+        role_code: o.str("role_code")?,
+        weekday_mask: o.int("weekday_mask")?,
+        start_local: o.str("start_local")?,
+        end_local: o.str("end_local")?,
+        timezone: o.str("timezone")?,
+        active: o.opt_bool("active")?,
+    };
+    WeeklyRule::try_from(input).map_err(|e| o.refused(e))
 }
 
-/// An exception row; times are both present or both absent.
+/// An exception row; the values are checked by `Exception::try_from`.
 pub fn exception(o: JsonFields<'_>) -> Result<Exception, InputError> {
     let kind = ExceptionKind::parse(o.str("kind")?).map_err(|e| o.err("kind", e))?;
-    let date = parse_date(o.str("date_local")?).map_err(|e| o.err("date_local", e))?;
-    let times = crate::availability::exception_times(o.opt_local_time("start_local")?, o.opt_local_time("end_local")?)
-        .map_err(|(field, e)| o.err(field, e))?;
-    Ok(Exception {
-        exc_id: o.opt_str("exc_id")?.unwrap_or_default().to_owned(),
-        user_id: o.str("user_id")?.to_owned(),
-        date_local: date,
-        timezone: o.zone("timezone")?,
+    let input = ExceptionInput {
         kind,
-        times,
-    })
+        date_local: o.str("date_local")?,
+        start_local: o.opt_str("start_local")?,
+        end_local: o.opt_str("end_local")?,
+        exc_id: o.opt_str("exc_id")?,
+        user_id: o.str("user_id")?,
+        timezone: o.str("timezone")?,
+    };
+    Exception::try_from(input).map_err(|e| o.refused(e))
 }
 
 /// A booked event row.
