@@ -27,6 +27,8 @@ pub enum RuleError {
     HalfTimes,
     #[error("must be \"available\" or \"unavailable\", got {0:?}")]
     BadKind(String),
+    #[error("must be at least 1, or null for no limit, got {0}")]
+    BelowOne(i64),
 }
 
 /// Checks `value` against `min..=max` and converts it.

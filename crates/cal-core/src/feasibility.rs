@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::availability::{Availability, BookingParams, Exception, MAX_DURATION_MIN, WeeklyRule};
 use crate::intervals;
+use crate::policy::{BookingPolicy, PolicyCheck};
 use crate::time::{Instant, Interval, SECS_PER_DAY, Zone};
 
 /// Default step between slot starts, in minutes.
@@ -148,6 +149,9 @@ pub fn hold_ran_out_sql(now: &str) -> String {
 pub struct EventBusy {
     pub event_id: String,
     pub user_id: String,
+    /// The role it was booked as: whose policy buffers it and whose limits
+    /// it counts toward (SEMANTICS.md §8); `None`: neither.
+    pub role_code: Option<String>,
     pub interval: Interval,
     pub status: EventStatus,
 }
@@ -157,6 +161,8 @@ pub struct EventBusy {
 pub struct HoldBusy {
     pub hold_id: String,
     pub user_id: String,
+    /// As for [`EventBusy::role_code`].
+    pub role_code: Option<String>,
     pub interval: Interval,
     pub expires_at: Instant,
     pub status: HoldStatus,
@@ -179,18 +185,55 @@ pub struct ProviderCalendar {
     pub holds: Vec<HoldBusy>,
     /// Busy time imported from the provider's external calendars; always applies.
     pub external_busy: Vec<Interval>,
+    /// Buffers and limits per `(user_id, role_code)`, at most one each (§8).
+    pub policies: Vec<BookingPolicy>,
+}
+
+/// Which booking a [`Booking`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BookingId<'a> {
+    Event { event_id: &'a str },
+    Hold { hold_id: &'a str, expires_at: Instant },
+}
+
+/// A confirmed event or an active, unexpired hold: what blocks time, is
+/// buffered and counts toward limits (SEMANTICS.md §3, §8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Booking<'a> {
+    pub id: BookingId<'a>,
+    pub interval: Interval,
+    pub role_code: Option<&'a str>,
 }
 
 impl ProviderCalendar {
+    /// The bookings of `user_id` that hold time at `now`: confirmed events,
+    /// then active holds that have not expired.
+    pub fn bookings<'a>(&'a self, user_id: &'a str, now: Instant) -> impl Iterator<Item = Booking<'a>> + 'a {
+        let events = self.events.iter().filter(move |e| e.user_id == user_id && e.status == EventStatus::Confirmed).map(|e| Booking {
+            id: BookingId::Event { event_id: &e.event_id },
+            interval: e.interval,
+            role_code: e.role_code.as_deref(),
+        });
+        let holds = self.holds.iter().filter(move |h| h.user_id == user_id && h.blocks_at(now)).map(|h| Booking {
+            id: BookingId::Hold { hold_id: &h.hold_id, expires_at: h.expires_at },
+            interval: h.interval,
+            role_code: h.role_code.as_deref(),
+        });
+        events.chain(holds)
+    }
+
     /// Busy time of `user_id` at `now` as a set (SEMANTICS.md §3).
     pub fn busy(&self, user_id: &str, now: Instant) -> Vec<Interval> {
-        let events = self
-            .events
-            .iter()
-            .filter(|e| e.user_id == user_id && e.status == EventStatus::Confirmed)
-            .map(|e| e.interval);
-        let holds = self.holds.iter().filter(|h| h.user_id == user_id && h.blocks_at(now)).map(|h| h.interval);
-        intervals::merge(events.chain(holds).chain(self.external_busy.iter().copied()).collect())
+        let bookings = self.bookings(user_id, now).map(|b| b.interval);
+        intervals::merge(bookings.chain(self.external_busy.iter().copied()).collect())
+    }
+
+    /// The calendar as a reschedule of `event_id` sees it: that event is not
+    /// busy, buffered or counted (§5, §8).
+    pub fn without_event(&self, event_id: &str) -> ProviderCalendar {
+        let mut own = self.clone();
+        own.events.retain(|e| e.event_id != event_id);
+        own
     }
 }
 
@@ -324,8 +367,9 @@ struct Candidate {
     start: Instant,
     /// Strictest parameters of the windows containing `start`.
     governing: BookingParams,
-    /// End of the free range containing `start`.
-    free_end: Instant,
+    /// The latest end a slot starting here may have: the end of the free
+    /// range containing `start`, or earlier where a buffer (§8) begins.
+    room_end: Instant,
     /// Zone of the first window (by start, end, zone) containing `start` on
     /// whose step grid it lies.
     zone: Zone,
@@ -334,7 +378,7 @@ struct Candidate {
 impl Candidate {
     /// Whether a slot of `minutes` starting here is allowed and fits.
     fn fits(&self, minutes: u32) -> bool {
-        minutes >= self.governing.min_duration_min && self.start.plus_minutes(minutes.into()) <= self.free_end
+        minutes >= self.governing.min_duration_min && self.start.plus_minutes(minutes.into()) <= self.room_end
     }
 }
 
@@ -399,6 +443,7 @@ fn evaluate(user_id: &str, role_code: &str, calendar: &ProviderCalendar, range: 
     let avail = Availability::build(user_id, role_code, &calendar.weekly_rules, &calendar.exceptions, from, horizon);
     let busy = calendar.busy(user_id, now);
     let free = intervals::subtract(&avail.available, &busy);
+    let mut policy = PolicyCheck::new(user_id, role_code, calendar, now);
 
     let in_query = |iv: &Interval| iv.start() < to && from < iv.end();
     let smallest_minimum = avail
@@ -438,8 +483,11 @@ fn evaluate(user_id: &str, role_code: &str, calendar: &ProviderCalendar, range: 
             if t < earliest || t > latest {
                 return None;
             }
-            let free_end = intervals::containing(&free, t)?.end();
-            Some(Candidate { start: t, governing, free_end, zone })
+            let room_end = policy.room_until(t, intervals::containing(&free, t)?.end())?;
+            if !policy.within_limits(t) {
+                return None;
+            }
+            Some(Candidate { start: t, governing, room_end, zone })
         })
         .collect();
     Evaluation { candidates, free, smallest_minimum }
@@ -650,7 +698,7 @@ mod tests {
         assert_eq!(released.at(expires, expires), HoldStatus::Released);
         assert!(!HoldStatus::Expired.ran_out_unmarked(expires, expires));
         let iv = Interval::new(at("2026-03-02T10:00:00Z"), at("2026-03-02T11:00:00Z")).unwrap();
-        let hold = HoldBusy { hold_id: "h".into(), user_id: "u".into(), interval: iv, expires_at: expires, status: active };
+        let hold = HoldBusy { hold_id: "h".into(), user_id: "u".into(), role_code: None, interval: iv, expires_at: expires, status: active };
         assert!(hold.blocks_at(before) && !hold.blocks_at(expires));
         assert_eq!(hold_ran_out_sql("$12"), "status = 'active' and expires_at <= $12");
     }

@@ -15,6 +15,7 @@ pub mod feasibility;
 pub mod holds;
 pub mod ics;
 pub mod intervals;
+pub mod policy;
 pub mod text;
 pub mod time;
 pub mod url_guard;
@@ -33,6 +34,7 @@ pub use feasibility::{
     Combine, CommonAnswer, CommonSlot, EventBusy, EventStatus, FeasibilityError, HoldBusy, HoldStatus, Participant,
     ProviderCalendar, Slot, SlotAnswer, SlotQuery, SlotRange, StepMinutes, bookable_slots, common_slots,
 };
+pub use policy::BookingPolicy;
 pub use time::{Instant, Interval, LocalMapping, LocalTime, TimeError, Zone};
 pub use error::{BookingError, ErrorType};
 pub use holds::{HoldKind, HoldMode, HoldRequest, HoldRequestInput};

@@ -14,6 +14,7 @@ use crate::feasibility::{
     Combine, EventBusy, EventStatus, FeasibilityError, HoldBusy, HoldStatus, ProviderCalendar, SlotQuery, SlotRange,
     StepMinutes,
 };
+use crate::policy::{BookingPolicy, BookingPolicyInput};
 use crate::time::{Instant, Interval, TimeError};
 
 /// What was wrong with one field.
@@ -35,6 +36,8 @@ pub enum FieldProblem {
     Rule(#[from] RuleError),
     #[error(transparent)]
     Query(#[from] FeasibilityError),
+    #[error("a second policy for user_id {user_id:?} and role_code {role_code:?}; the first is {first}")]
+    RepeatedPolicy { user_id: String, role_code: String, first: String },
 }
 
 /// A refused input: the path of the field (e.g. `weekly_rules[0].timezone`)
@@ -180,6 +183,7 @@ pub fn event(o: JsonFields<'_>) -> Result<EventBusy, InputError> {
     Ok(EventBusy {
         event_id: o.opt_str("event_id")?.unwrap_or_default().to_owned(),
         user_id: o.str("user_id")?.to_owned(),
+        role_code: o.opt_str("role_code")?.map(str::to_owned),
         interval: o.interval("start", "end")?,
         status: EventStatus::parse(status)
             .ok_or_else(|| o.err("status", FieldProblem::NotOneOf { allowed: "confirmed, cancelled", got: status.into() }))?,
@@ -192,12 +196,45 @@ pub fn hold(o: JsonFields<'_>) -> Result<HoldBusy, InputError> {
     Ok(HoldBusy {
         hold_id: o.opt_str("hold_id")?.unwrap_or_default().to_owned(),
         user_id: o.str("user_id")?.to_owned(),
+        role_code: o.opt_str("role_code")?.map(str::to_owned),
         interval: o.interval("start", "end")?,
         expires_at: o.instant("expires_at")?,
         status: HoldStatus::parse(status).ok_or_else(|| {
             o.err("status", FieldProblem::NotOneOf { allowed: "active, released, converted, expired", got: status.into() })
         })?,
     })
+}
+
+/// A booking policy row (SEMANTICS.md §8); the values are checked by
+/// `BookingPolicy::try_from`.
+pub fn policy(o: JsonFields<'_>) -> Result<BookingPolicy, InputError> {
+    let input = BookingPolicyInput {
+        user_id: o.str("user_id")?,
+        role_code: o.str("role_code")?,
+        timezone: o.str("timezone")?,
+        buffer_before_min: o.opt_int("buffer_before_min")?,
+        buffer_after_min: o.opt_int("buffer_after_min")?,
+        max_per_day: o.opt_int("max_per_day")?,
+        max_per_week: o.opt_int("max_per_week")?,
+    };
+    BookingPolicy::try_from(input).map_err(|e| o.refused(e))
+}
+
+/// The `policies` array: at most one row per `(user_id, role_code)`; a
+/// repeat is refused at its own path (`policies[2]`).
+pub fn policies(o: JsonFields<'_>) -> Result<Vec<BookingPolicy>, InputError> {
+    let policies = o.each("policies", policy)?;
+    if let Some((first, repeat)) = BookingPolicy::first_repeat(&policies) {
+        let key = o.path_of("policies");
+        let p = &policies[repeat];
+        let problem = FieldProblem::RepeatedPolicy {
+            user_id: p.user_id.clone(),
+            role_code: p.role_code.clone(),
+            first: format!("{key}[{first}]"),
+        };
+        return Err(InputError::new(format!("{key}[{repeat}]"), problem));
+    }
+    Ok(policies)
 }
 
 /// Reads the calendar arrays of a document (all optional).
@@ -208,6 +245,7 @@ pub fn calendar(o: JsonFields<'_>) -> Result<ProviderCalendar, InputError> {
         events: o.each("events", event)?,
         holds: o.each("holds", hold)?,
         external_busy: o.each("external_busy", |b| b.interval("start", "end"))?,
+        policies: policies(o)?,
     })
 }
 
@@ -227,7 +265,9 @@ pub enum Subject {
     Many { mode: Combine, providers: Vec<(String, String)>, range: SlotRange },
 }
 
-/// A whole `calctl slots --input` document.
+/// A whole `calctl slots --input` document. A query's
+/// `reschedule_event_id` is already applied: that event is not in
+/// `calendar` (not busy, buffered or counted, §8).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SlotsDocument {
     pub now: Instant,
@@ -235,32 +275,47 @@ pub struct SlotsDocument {
     pub calendar: ProviderCalendar,
 }
 
-/// Reads a `calctl slots --input` document (CALCTL.md). Besides the single
-/// provider form, `query` may name `all_of` or `any_of`: an array of
-/// `{"user_id", "role_code"}` whose rows are all in the document's arrays.
-pub fn slots_document(text: &str) -> Result<SlotsDocument, InputError> {
+/// Reads a document: `now`, the `query` object (read by `query`), then the
+/// calendar arrays, leaving out the event the query reschedules.
+fn read_document<T>(text: &str, query: impl FnOnce(JsonFields<'_>) -> Result<T, InputError>) -> Result<(Instant, T, ProviderCalendar), InputError> {
     let value = parse_json(text)?;
     let doc = JsonFields::at("", &value)?;
     let now = doc.instant("now")?;
     let query_value = doc.get("query").ok_or_else(|| doc.err("query", FieldProblem::Missing))?;
     let q = JsonFields::at("query", query_value)?;
-    let range = slot_range(q)?;
-    let multi = [("all_of", Combine::AllOf), ("any_of", Combine::AnyOf)].into_iter().find(|(k, _)| q.get(k).is_some());
-    let subject = match multi {
-        Some((key, mode)) => {
-            let providers = q.each(key, |p| Ok((p.str("user_id")?.to_owned(), p.str("role_code")?.to_owned())))?;
-            if providers.is_empty() {
-                return Err(q.err(key, FieldProblem::WrongType("a non-empty array of {user_id, role_code}")));
-            }
-            Subject::Many { mode, providers, range }
-        }
-        None => Subject::One(SlotQuery {
-            user_id: q.str("user_id")?.to_owned(),
-            role_code: q.str("role_code")?.to_owned(),
-            range,
-        }),
+    let read = query(q)?;
+    let reschedule = q.opt_str("reschedule_event_id")?;
+    let calendar = calendar(doc)?;
+    let calendar = match reschedule {
+        Some(event_id) => calendar.without_event(event_id),
+        None => calendar,
     };
-    Ok(SlotsDocument { now, subject, calendar: calendar(doc)? })
+    Ok((now, read, calendar))
+}
+
+/// Reads a `calctl slots --input` document (CALCTL.md). Besides the single
+/// provider form, `query` may name `all_of` or `any_of`: an array of
+/// `{"user_id", "role_code"}` whose rows are all in the document's arrays.
+pub fn slots_document(text: &str) -> Result<SlotsDocument, InputError> {
+    let (now, subject, calendar) = read_document(text, |q| {
+        let range = slot_range(q)?;
+        let multi = [("all_of", Combine::AllOf), ("any_of", Combine::AnyOf)].into_iter().find(|(k, _)| q.get(k).is_some());
+        Ok(match multi {
+            Some((key, mode)) => {
+                let providers = q.each(key, |p| Ok((p.str("user_id")?.to_owned(), p.str("role_code")?.to_owned())))?;
+                if providers.is_empty() {
+                    return Err(q.err(key, FieldProblem::WrongType("a non-empty array of {user_id, role_code}")));
+                }
+                Subject::Many { mode, providers, range }
+            }
+            None => Subject::One(SlotQuery {
+                user_id: q.str("user_id")?.to_owned(),
+                role_code: q.str("role_code")?.to_owned(),
+                range,
+            }),
+        })
+    })?;
+    Ok(SlotsDocument { now, subject, calendar })
 }
 
 /// The engine's answer to a document: one provider's slots or common slots.

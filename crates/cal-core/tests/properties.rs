@@ -108,6 +108,7 @@ fn case() -> impl Strategy<Value = Case> {
                 .map(|(interval, confirmed)| EventBusy {
                     event_id: "ev".into(),
                     user_id: USER.into(),
+                    role_code: None,
                     interval,
                     status: if confirmed { EventStatus::Confirmed } else { EventStatus::Cancelled },
                 })
@@ -118,6 +119,7 @@ fn case() -> impl Strategy<Value = Case> {
                 .map(|(interval, expiry, status)| HoldBusy {
                     hold_id: "hld".into(),
                     user_id: USER.into(),
+                    role_code: None,
                     interval,
                     expires_at: base.plus_minutes(expiry),
                     status: [HoldStatus::Active, HoldStatus::Active, HoldStatus::Released, HoldStatus::Expired][status],
@@ -144,7 +146,7 @@ fn case() -> impl Strategy<Value = Case> {
                         range: SlotRange::new(from, from.plus_minutes(len), duration.map(i64::from), StepMinutes::new(step).unwrap())
                             .unwrap(),
                     },
-                    calendar: ProviderCalendar { weekly_rules, exceptions, events, holds, external_busy },
+                    calendar: ProviderCalendar { weekly_rules, exceptions, events, holds, external_busy, policies: Vec::new() },
                     now: base.plus_minutes(now),
                 }
             })
