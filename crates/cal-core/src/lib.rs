@@ -32,7 +32,8 @@ pub use ics::rrule as ics_rrule;
 pub use availability::{Availability, BookingParams, Exception, ExceptionKind, WeekdayMask, WeeklyRule, Window};
 pub use feasibility::{
     Combine, CommonAnswer, CommonSlot, EventBusy, EventStatus, FeasibilityError, HoldBusy, HoldStatus, Participant,
-    ProviderCalendar, Slot, SlotAnswer, SlotQuery, SlotRange, StepMinutes, bookable_slots, common_slots,
+    PartyAnswer, PartyGroup, PartySlot, ProviderCalendar, Slot, SlotAnswer, SlotQuery, SlotRange, StepMinutes,
+    bookable_slots, common_slots, party_slots,
 };
 pub use policy::BookingPolicy;
 pub use time::{Instant, Interval, LocalMapping, LocalTime, TimeError, Zone};

@@ -263,6 +263,26 @@ pub fn slot_range(q: JsonFields<'_>) -> Result<SlotRange, InputError> {
 pub enum Subject {
     One(SlotQuery),
     Many { mode: Combine, providers: Vec<(String, String)>, range: SlotRange },
+    /// A party query (SEMANTICS.md §9): groups of `(user_id, role_code)`.
+    Parties { groups: Vec<(Combine, Vec<(String, String)>)>, range: SlotRange },
+}
+
+/// A non-empty array of `{"user_id", "role_code"}` at `key`.
+fn providers(o: JsonFields<'_>, key: &str) -> Result<Vec<(String, String)>, InputError> {
+    let providers = o.each(key, |p| Ok((p.str("user_id")?.to_owned(), p.str("role_code")?.to_owned())))?;
+    if providers.is_empty() {
+        return Err(o.err(key, FieldProblem::WrongType("a non-empty array of {user_id, role_code}")));
+    }
+    Ok(providers)
+}
+
+/// One group of `query.parties`: exactly one of `all_of` or `any_of`.
+fn party_group(g: JsonFields<'_>) -> Result<(Combine, Vec<(String, String)>), InputError> {
+    match (g.get("all_of").is_some(), g.get("any_of").is_some()) {
+        (true, false) => Ok((Combine::AllOf, providers(g, "all_of")?)),
+        (false, true) => Ok((Combine::AnyOf, providers(g, "any_of")?)),
+        _ => Err(InputError::new(g.path, FieldProblem::WrongType("an object with exactly one of \"all_of\" or \"any_of\""))),
+    }
 }
 
 /// A whole `calctl slots --input` document. A query's
@@ -295,19 +315,23 @@ fn read_document<T>(text: &str, query: impl FnOnce(JsonFields<'_>) -> Result<T, 
 
 /// Reads a `calctl slots --input` document (CALCTL.md). Besides the single
 /// provider form, `query` may name `all_of` or `any_of`: an array of
-/// `{"user_id", "role_code"}` whose rows are all in the document's arrays.
+/// `{"user_id", "role_code"}` whose rows are all in the document's arrays;
+/// or `parties`, an array of `{"all_of": [...]}` / `{"any_of": [...]}`
+/// groups. `parties` wins over `all_of`, which wins over `any_of`, which
+/// wins over `user_id`.
 pub fn slots_document(text: &str) -> Result<SlotsDocument, InputError> {
     let (now, subject, calendar) = read_document(text, |q| {
         let range = slot_range(q)?;
+        if q.get("parties").is_some() {
+            let groups = q.each("parties", party_group)?;
+            if groups.is_empty() {
+                return Err(q.err("parties", FieldProblem::WrongType("a non-empty array of groups")));
+            }
+            return Ok(Subject::Parties { groups, range });
+        }
         let multi = [("all_of", Combine::AllOf), ("any_of", Combine::AnyOf)].into_iter().find(|(k, _)| q.get(k).is_some());
         Ok(match multi {
-            Some((key, mode)) => {
-                let providers = q.each(key, |p| Ok((p.str("user_id")?.to_owned(), p.str("role_code")?.to_owned())))?;
-                if providers.is_empty() {
-                    return Err(q.err(key, FieldProblem::WrongType("a non-empty array of {user_id, role_code}")));
-                }
-                Subject::Many { mode, providers, range }
-            }
+            Some((key, mode)) => Subject::Many { mode, providers: providers(q, key)?, range },
             None => Subject::One(SlotQuery {
                 user_id: q.str("user_id")?.to_owned(),
                 role_code: q.str("role_code")?.to_owned(),
@@ -324,6 +348,7 @@ pub fn slots_document(text: &str) -> Result<SlotsDocument, InputError> {
 pub enum DocumentAnswer {
     One(crate::feasibility::SlotAnswer),
     Many(crate::feasibility::CommonAnswer),
+    Parties(crate::feasibility::PartyAnswer),
 }
 
 /// Runs the engine on a document; a refused duration names
@@ -340,13 +365,22 @@ pub fn answer(doc: &SlotsDocument) -> Result<DocumentAnswer, InputError> {
                 .collect();
             crate::feasibility::common_slots(*mode, &participants, range, doc.now)
                 .map(DocumentAnswer::Many)
-                .map_err(|e| {
-                    let key = match mode {
-                        Combine::AllOf => "all_of",
-                        Combine::AnyOf => "any_of",
-                    };
-                    InputError::new(format!("query.{}", e.path(key)), e.source)
+                .map_err(|e| InputError::new(format!("query.{}", e.path(mode.key())), e.source))
+        }
+        Subject::Parties { groups, range } => {
+            let groups: Vec<crate::feasibility::PartyGroup<'_>> = groups
+                .iter()
+                .map(|(mode, members)| crate::feasibility::PartyGroup {
+                    mode: *mode,
+                    members: members
+                        .iter()
+                        .map(|(user_id, role_code)| crate::feasibility::Participant { user_id, role_code, calendar: &doc.calendar })
+                        .collect(),
                 })
+                .collect();
+            crate::feasibility::party_slots(&groups, range, doc.now)
+                .map(DocumentAnswer::Parties)
+                .map_err(|e| InputError::new(format!("query.{}", e.path("parties")), e.source))
         }
     }
 }

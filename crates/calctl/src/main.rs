@@ -402,6 +402,7 @@ fn slots_offline(path: &str) -> Result<(), CliError> {
     let json = match &answer {
         DocumentAnswer::One(a) => serde_json::to_string_pretty(a),
         DocumentAnswer::Many(a) => serde_json::to_string_pretty(a),
+        DocumentAnswer::Parties(a) => serde_json::to_string_pretty(a),
     }
     .map_err(anyhow::Error::from)?;
     println!("{json}");
