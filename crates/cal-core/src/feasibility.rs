@@ -495,7 +495,7 @@ fn evaluate(user_id: &str, role_code: &str, calendar: &ProviderCalendar, range: 
 
 /// Whether `t` shows a whole multiple of the step after local midnight
 /// in `zone` (seconds zero).
-fn on_grid(zone: Zone, t: Instant, step_secs: i64) -> bool {
+pub(crate) fn on_grid(zone: Zone, t: Instant, step_secs: i64) -> bool {
     let local = t.unix() + i64::from(zone.offset_at(t));
     local.rem_euclid(SECS_PER_DAY) % step_secs == 0
 }

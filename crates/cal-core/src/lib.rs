@@ -11,6 +11,7 @@
 
 pub mod availability;
 pub mod error;
+pub mod explain;
 pub mod feasibility;
 pub mod holds;
 pub mod ics;

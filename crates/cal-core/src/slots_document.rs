@@ -36,6 +36,8 @@ pub enum FieldProblem {
     Rule(#[from] RuleError),
     #[error(transparent)]
     Query(#[from] FeasibilityError),
+    #[error(transparent)]
+    Span(#[from] crate::explain::SpanError),
     #[error("a second policy for user_id {user_id:?} and role_code {role_code:?}; the first is {first}")]
     RepeatedPolicy { user_id: String, role_code: String, first: String },
 }
@@ -340,6 +342,25 @@ pub fn slots_document(text: &str) -> Result<SlotsDocument, InputError> {
         })
     })?;
     Ok(SlotsDocument { now, subject, calendar })
+}
+
+/// What `calctl explain` reads of a document: `now`, the query's
+/// `user_id`, `role_code` (and `reschedule_event_id`, applied to the
+/// calendar), and the calendar arrays; `from`, `to` and the rest of the
+/// query are not read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExplainDocument {
+    pub now: Instant,
+    pub user_id: String,
+    pub role_code: String,
+    pub calendar: ProviderCalendar,
+}
+
+/// Reads a document for `calctl explain` (CALCTL.md).
+pub fn explain_document(text: &str) -> Result<ExplainDocument, InputError> {
+    let (now, (user_id, role_code), calendar) =
+        read_document(text, |q| Ok((q.str("user_id")?.to_owned(), q.str("role_code")?.to_owned())))?;
+    Ok(ExplainDocument { now, user_id, role_code, calendar })
 }
 
 /// The engine's answer to a document: one provider's slots or common slots.
