@@ -13,7 +13,7 @@
 use std::hint::black_box;
 
 use cal_core::{
-    BookingParams, Combine, EventBusy, EventStatus, Exception, ExceptionKind, HoldBusy, HoldStatus, Instant, Interval,
+    BookingParams, BookingPolicy, Combine, EventBusy, EventStatus, Exception, ExceptionKind, HoldBusy, HoldStatus, Instant, Interval,
     LocalTime, Participant, ProviderCalendar, SlotQuery, SlotRange, StepMinutes, WeekdayMask, WeeklyRule, Zone,
     bookable_slots, common_slots,
 };
@@ -103,6 +103,7 @@ fn provider(user: &str, zone: &str, seed: u64, first_day: NaiveDate, from: Insta
         .map(|i| EventBusy {
             event_id: format!("ev_{i}"),
             user_id: user.into(),
+            role_code: Some(ROLE.into()),
             interval: random_interval(&mut rng),
             status: if rng.below(10) == 0 { EventStatus::Cancelled } else { EventStatus::Confirmed },
         })
@@ -118,12 +119,25 @@ fn provider(user: &str, zone: &str, seed: u64, first_day: NaiveDate, from: Insta
                 8 => (HoldStatus::Converted, now.plus_minutes(15)),
                 _ => (HoldStatus::Expired, now.plus_minutes(-30)),
             };
-            HoldBusy { hold_id: format!("hld_{i}"), user_id: user.into(), interval, expires_at, status }
+            HoldBusy { hold_id: format!("hld_{i}"), user_id: user.into(), role_code: Some(ROLE.into()), interval, expires_at, status }
         })
         .collect();
     let external_busy = (0..BUSY - n_events - n_holds).map(|_| random_interval(&mut rng)).collect();
 
-    ProviderCalendar { weekly_rules, exceptions, events, holds, external_busy }
+    ProviderCalendar { weekly_rules, exceptions, events, holds, external_busy, policies: Vec::new() }
+}
+
+/// Buffers and limits for `user` as a photographer.
+fn policy(user: &str, zone: &str) -> BookingPolicy {
+    BookingPolicy {
+        user_id: user.into(),
+        role_code: ROLE.into(),
+        timezone: Zone::parse(zone).expect("known zone"),
+        buffer_before_min: 15,
+        buffer_after_min: 10,
+        max_per_day: Some(24),
+        max_per_week: Some(140),
+    }
 }
 
 /// Monday 2026-03-02 00:00 Berlin for 60 days: crosses 2026-03-29, when
@@ -159,6 +173,17 @@ fn benches(c: &mut Criterion) {
     eprintln!("one provider: {} slots, {} free ranges", answer.slots.len(), answer.free.len());
     c.bench_function("bookable_slots/1_provider_60d_2000_busy", |b| {
         b.iter(|| bookable_slots(black_box(&query), black_box(&one), black_box(now)))
+    });
+
+    // The same calendar under a policy for its role (SEMANTICS.md §8):
+    // 15 minutes before and 10 after every booking, at most 24 bookings a
+    // day and 140 a week (the calendar has about 18 a day, so some days
+    // and weeks are full). Target: within 10 % of the case above.
+    let with_policy = ProviderCalendar { policies: vec![policy("p_0", "Europe/Berlin")], ..one.clone() };
+    let answer = bookable_slots(&query, &with_policy, now).expect("query accepted");
+    eprintln!("one provider with a policy: {} slots, {} free ranges", answer.slots.len(), answer.free.len());
+    c.bench_function("bookable_slots/1_provider_60d_2000_busy_policy", |b| {
+        b.iter(|| bookable_slots(black_box(&query), black_box(&with_policy), black_box(now)))
     });
 
     let calendars: Vec<ProviderCalendar> = TEN

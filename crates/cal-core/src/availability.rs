@@ -7,7 +7,7 @@ use chrono::{Datelike, Duration, NaiveDate, Weekday};
 use serde::{Deserialize, Serialize};
 
 use crate::intervals;
-use crate::time::{Instant, Interval, LocalTime, Zone};
+use crate::time::{Instant, Interval, LocalTime, TimeError, Zone};
 
 /// Largest minimum duration / requested duration accepted, in minutes (31 days).
 pub const MAX_DURATION_MIN: u32 = 31 * 24 * 60;
@@ -27,6 +27,8 @@ pub enum RuleError {
     HalfTimes,
     #[error("must be \"available\" or \"unavailable\", got {0:?}")]
     BadKind(String),
+    #[error("must be at least 1, or null for no limit, got {0}")]
+    BelowOne(i64),
 }
 
 /// Checks `value` against `min..=max` and converts it.
@@ -197,6 +199,119 @@ impl Exception {
     }
 }
 
+/// What was wrong with one value of an input row (a weekly rule, an
+/// exception, a booking policy), by the field's snake_case name. Each
+/// reader turns the name into its own path: `weekly_rules[0].timezone` in
+/// the `calctl` document, `input.timezone` in the API.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct FieldError {
+    pub field: &'static str,
+    #[source]
+    pub problem: ValueProblem,
+}
+
+/// The problem of a [`FieldError`]; its message is the underlying error's own.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueProblem {
+    #[error(transparent)]
+    Time(#[from] TimeError),
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+}
+
+impl FieldError {
+    pub fn new(field: &'static str, problem: impl Into<ValueProblem>) -> Self {
+        FieldError { field, problem: problem.into() }
+    }
+}
+
+/// A weekly rule as an input carries it (an API `RuleInput`, a document
+/// row): values read as their JSON types, not yet checked.
+/// `WeeklyRule::try_from` is the one check every reader goes through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WeeklyRuleInput<'a> {
+    pub rule_id: Option<&'a str>,
+    pub user_id: &'a str,
+    pub role_code: &'a str,
+    pub weekday_mask: i64,
+    pub start_local: &'a str,
+    pub end_local: &'a str,
+    pub timezone: &'a str,
+    pub min_duration_min: Option<i64>,
+    pub lead_time_hours: Option<i64>,
+    pub booking_window_days: Option<i64>,
+    pub active: Option<bool>,
+}
+
+impl TryFrom<WeeklyRuleInput<'_>> for WeeklyRule {
+    type Error = FieldError;
+
+    /// Checks, in this order: the booking parameters, the mask, the times,
+    /// the zone. A missing parameter takes the DDL default; `active` defaults
+    /// to true.
+    fn try_from(r: WeeklyRuleInput<'_>) -> Result<Self, FieldError> {
+        let params = BookingParams::new(r.min_duration_min, r.lead_time_hours, r.booking_window_days)
+            .map_err(|(field, e)| FieldError::new(field, e))?;
+        Ok(WeeklyRule {
+            rule_id: r.rule_id.unwrap_or_default().to_owned(),
+            user_id: r.user_id.to_owned(),
+            role_code: r.role_code.to_owned(),
+            weekday_mask: WeekdayMask::new(r.weekday_mask).map_err(|e| FieldError::new("weekday_mask", e))?,
+            start_local: local_time("start_local", r.start_local)?,
+            end_local: local_time("end_local", r.end_local)?,
+            timezone: zone("timezone", r.timezone)?,
+            params,
+            active: r.active.unwrap_or(true),
+        })
+    }
+}
+
+/// An exception as an input carries it; its kind is already read (each
+/// reader keeps its own spelling of a bad kind), the rest is checked by
+/// `Exception::try_from`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExceptionInput<'a> {
+    pub exc_id: Option<&'a str>,
+    pub user_id: &'a str,
+    pub date_local: &'a str,
+    pub timezone: &'a str,
+    pub kind: ExceptionKind,
+    pub start_local: Option<&'a str>,
+    pub end_local: Option<&'a str>,
+}
+
+impl TryFrom<ExceptionInput<'_>> for Exception {
+    type Error = FieldError;
+
+    /// Checks, in this order: the date, the times (each, then both or
+    /// neither, [`exception_times`]), the zone.
+    fn try_from(e: ExceptionInput<'_>) -> Result<Self, FieldError> {
+        let date_local = crate::time::parse_date(e.date_local).map_err(|err| FieldError::new("date_local", err))?;
+        let start = e.start_local.map(|t| local_time("start_local", t)).transpose()?;
+        let end = e.end_local.map(|t| local_time("end_local", t)).transpose()?;
+        let times = exception_times(start, end).map_err(|(field, err)| FieldError::new(field, err))?;
+        Ok(Exception {
+            exc_id: e.exc_id.unwrap_or_default().to_owned(),
+            user_id: e.user_id.to_owned(),
+            date_local,
+            timezone: zone("timezone", e.timezone)?,
+            kind: e.kind,
+            times,
+        })
+    }
+}
+
+/// `text` as a wall-clock time, refused under `field`.
+fn local_time(field: &'static str, text: &str) -> Result<LocalTime, FieldError> {
+    LocalTime::parse(text).map_err(|e| FieldError::new(field, e))
+}
+
+/// `text` as a zone, refused under `field`.
+pub(crate) fn zone(field: &'static str, text: &str) -> Result<Zone, FieldError> {
+    Zone::parse(text).map_err(|e| FieldError::new(field, e))
+}
+
 /// A window of availability with the parameters that govern slots in it.
 ///
 /// The derived order is the deterministic one of SEMANTICS.md §4: start,
@@ -326,6 +441,44 @@ mod tests {
 
     fn rendered(a: &Availability) -> Vec<String> {
         a.available.iter().map(|iv| format!("{}/{}", iv.start(), iv.end())).collect()
+    }
+
+    #[test]
+    fn one_check_per_row_names_the_field_it_refuses() {
+        let rule = WeeklyRuleInput {
+            rule_id: None,
+            user_id: "u",
+            role_code: "r",
+            weekday_mask: 31,
+            start_local: "09:00",
+            end_local: "17:00",
+            timezone: "Europe/Berlin",
+            min_duration_min: None,
+            lead_time_hours: None,
+            booking_window_days: None,
+            active: None,
+        };
+        let ok = WeeklyRule::try_from(rule).unwrap();
+        assert_eq!((ok.params, ok.active, ok.rule_id.as_str()), (BookingParams::default(), true, ""));
+        let field = |r: WeeklyRuleInput<'_>| WeeklyRule::try_from(r).unwrap_err().field;
+        assert_eq!(field(WeeklyRuleInput { timezone: "Europe/Berlinn", ..rule }), "timezone");
+        assert_eq!(field(WeeklyRuleInput { weekday_mask: 0, ..rule }), "weekday_mask");
+        assert_eq!(field(WeeklyRuleInput { end_local: "24:00", ..rule }), "end_local");
+        assert_eq!(field(WeeklyRuleInput { lead_time_hours: Some(-1), ..rule }), "lead_time_hours");
+
+        let exc = ExceptionInput {
+            exc_id: Some("ex"),
+            user_id: "u",
+            date_local: "2026-03-04",
+            timezone: "UTC",
+            kind: ExceptionKind::Unavailable,
+            start_local: None,
+            end_local: None,
+        };
+        assert_eq!(Exception::try_from(exc).unwrap().times, None);
+        let err = Exception::try_from(ExceptionInput { start_local: Some("09:00"), ..exc }).unwrap_err();
+        assert_eq!(err.to_string(), "end_local: start_local and end_local must both be set or both be null");
+        assert_eq!(Exception::try_from(ExceptionInput { date_local: "2026-02-30", ..exc }).unwrap_err().field, "date_local");
     }
 
     #[test]

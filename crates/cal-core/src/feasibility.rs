@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::availability::{Availability, BookingParams, Exception, MAX_DURATION_MIN, WeeklyRule};
 use crate::intervals;
+use crate::policy::{BookingPolicy, PolicyCheck};
 use crate::time::{Instant, Interval, SECS_PER_DAY, Zone};
 
 /// Default step between slot starts, in minutes.
@@ -148,6 +149,9 @@ pub fn hold_ran_out_sql(now: &str) -> String {
 pub struct EventBusy {
     pub event_id: String,
     pub user_id: String,
+    /// The role it was booked as: whose policy buffers it and whose limits
+    /// it counts toward (SEMANTICS.md §8); `None`: neither.
+    pub role_code: Option<String>,
     pub interval: Interval,
     pub status: EventStatus,
 }
@@ -157,6 +161,8 @@ pub struct EventBusy {
 pub struct HoldBusy {
     pub hold_id: String,
     pub user_id: String,
+    /// As for [`EventBusy::role_code`].
+    pub role_code: Option<String>,
     pub interval: Interval,
     pub expires_at: Instant,
     pub status: HoldStatus,
@@ -179,18 +185,55 @@ pub struct ProviderCalendar {
     pub holds: Vec<HoldBusy>,
     /// Busy time imported from the provider's external calendars; always applies.
     pub external_busy: Vec<Interval>,
+    /// Buffers and limits per `(user_id, role_code)`, at most one each (§8).
+    pub policies: Vec<BookingPolicy>,
+}
+
+/// Which booking a [`Booking`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BookingId<'a> {
+    Event { event_id: &'a str },
+    Hold { hold_id: &'a str, expires_at: Instant },
+}
+
+/// A confirmed event or an active, unexpired hold: what blocks time, is
+/// buffered and counts toward limits (SEMANTICS.md §3, §8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Booking<'a> {
+    pub id: BookingId<'a>,
+    pub interval: Interval,
+    pub role_code: Option<&'a str>,
 }
 
 impl ProviderCalendar {
+    /// The bookings of `user_id` that hold time at `now`: confirmed events,
+    /// then active holds that have not expired.
+    pub fn bookings<'a>(&'a self, user_id: &'a str, now: Instant) -> impl Iterator<Item = Booking<'a>> + 'a {
+        let events = self.events.iter().filter(move |e| e.user_id == user_id && e.status == EventStatus::Confirmed).map(|e| Booking {
+            id: BookingId::Event { event_id: &e.event_id },
+            interval: e.interval,
+            role_code: e.role_code.as_deref(),
+        });
+        let holds = self.holds.iter().filter(move |h| h.user_id == user_id && h.blocks_at(now)).map(|h| Booking {
+            id: BookingId::Hold { hold_id: &h.hold_id, expires_at: h.expires_at },
+            interval: h.interval,
+            role_code: h.role_code.as_deref(),
+        });
+        events.chain(holds)
+    }
+
     /// Busy time of `user_id` at `now` as a set (SEMANTICS.md §3).
     pub fn busy(&self, user_id: &str, now: Instant) -> Vec<Interval> {
-        let events = self
-            .events
-            .iter()
-            .filter(|e| e.user_id == user_id && e.status == EventStatus::Confirmed)
-            .map(|e| e.interval);
-        let holds = self.holds.iter().filter(|h| h.user_id == user_id && h.blocks_at(now)).map(|h| h.interval);
-        intervals::merge(events.chain(holds).chain(self.external_busy.iter().copied()).collect())
+        let bookings = self.bookings(user_id, now).map(|b| b.interval);
+        intervals::merge(bookings.chain(self.external_busy.iter().copied()).collect())
+    }
+
+    /// The calendar as a reschedule of `event_id` sees it: that event is not
+    /// busy, buffered or counted (§5, §8).
+    pub fn without_event(&self, event_id: &str) -> ProviderCalendar {
+        let mut own = self.clone();
+        own.events.retain(|e| e.event_id != event_id);
+        own
     }
 }
 
@@ -324,8 +367,9 @@ struct Candidate {
     start: Instant,
     /// Strictest parameters of the windows containing `start`.
     governing: BookingParams,
-    /// End of the free range containing `start`.
-    free_end: Instant,
+    /// The latest end a slot starting here may have: the end of the free
+    /// range containing `start`, or earlier where a buffer (§8) begins.
+    room_end: Instant,
     /// Zone of the first window (by start, end, zone) containing `start` on
     /// whose step grid it lies.
     zone: Zone,
@@ -334,7 +378,7 @@ struct Candidate {
 impl Candidate {
     /// Whether a slot of `minutes` starting here is allowed and fits.
     fn fits(&self, minutes: u32) -> bool {
-        minutes >= self.governing.min_duration_min && self.start.plus_minutes(minutes.into()) <= self.free_end
+        minutes >= self.governing.min_duration_min && self.start.plus_minutes(minutes.into()) <= self.room_end
     }
 }
 
@@ -399,6 +443,7 @@ fn evaluate(user_id: &str, role_code: &str, calendar: &ProviderCalendar, range: 
     let avail = Availability::build(user_id, role_code, &calendar.weekly_rules, &calendar.exceptions, from, horizon);
     let busy = calendar.busy(user_id, now);
     let free = intervals::subtract(&avail.available, &busy);
+    let mut policy = PolicyCheck::new(user_id, role_code, calendar, now);
 
     let in_query = |iv: &Interval| iv.start() < to && from < iv.end();
     let smallest_minimum = avail
@@ -438,8 +483,11 @@ fn evaluate(user_id: &str, role_code: &str, calendar: &ProviderCalendar, range: 
             if t < earliest || t > latest {
                 return None;
             }
-            let free_end = intervals::containing(&free, t)?.end();
-            Some(Candidate { start: t, governing, free_end, zone })
+            let room_end = policy.room_until(t, intervals::containing(&free, t)?.end())?;
+            if !policy.within_limits(t) {
+                return None;
+            }
+            Some(Candidate { start: t, governing, room_end, zone })
         })
         .collect();
     Evaluation { candidates, free, smallest_minimum }
@@ -447,7 +495,7 @@ fn evaluate(user_id: &str, role_code: &str, calendar: &ProviderCalendar, range: 
 
 /// Whether `t` shows a whole multiple of the step after local midnight
 /// in `zone` (seconds zero).
-fn on_grid(zone: Zone, t: Instant, step_secs: i64) -> bool {
+pub(crate) fn on_grid(zone: Zone, t: Instant, step_secs: i64) -> bool {
     let local = t.unix() + i64::from(zone.offset_at(t));
     local.rem_euclid(SECS_PER_DAY) % step_secs == 0
 }
@@ -536,98 +584,248 @@ impl ParticipantError {
     }
 }
 
-/// Slots for several providers at once.
+/// Slots for several providers at once: one group of a party query
+/// ([`party_slots`]), so the two can never disagree.
 ///
 /// Each provider's rules apply to it alone: a common slot starts on every
 /// provider's step grid (in each one's zones), satisfies each one's lead
-/// time, booking window and minimum duration, and lies in each one's free
-/// time. Without a requested duration an `all_of` slot lasts the largest of
-/// the providers' governing minimums; an `any_of` slot lasts each free
-/// provider's own minimum (one entry per distinct `(start, end)`).
+/// time, booking window, minimum duration, buffers and limits, and lies in
+/// each one's free time. Without a requested duration an `all_of` slot
+/// lasts the largest of the providers' governing minimums; an `any_of` slot
+/// lasts each free provider's own minimum (one entry per distinct
+/// `(start, end)`).
 ///
 /// A requested duration below every minimum is an error for `all_of` if any
 /// provider refuses it, for `any_of` only if all who have windows do.
 /// Local renderings use the first listed provider's zone that offers the slot.
 pub fn common_slots(mode: Combine, participants: &[Participant<'_>], range: &SlotRange, now: Instant) -> Result<CommonAnswer, ParticipantError> {
-    let evals: Vec<Evaluation> =
-        participants.iter().map(|p| evaluate(p.user_id, p.role_code, p.calendar, range, now)).collect();
-    let checks: Vec<Result<(), FeasibilityError>> = evals.iter().map(|e| e.check_duration(range)).collect();
-    let first_refusal = || {
-        checks.iter().enumerate().find_map(|(i, c)| c.clone().err().map(|source| ParticipantError { index: Some(i), source }))
-    };
-    match mode {
-        Combine::AllOf => first_refusal().map_or(Ok(()), Err)?,
-        Combine::AnyOf => {
-            let refused = checks.iter().filter(|c| c.is_err()).count();
-            let with_windows = evals.iter().filter(|e| e.smallest_minimum.is_some()).count();
-            if refused > 0 && refused == with_windows {
-                return Err(first_refusal().expect("at least one refusal"));
+    let group = PartyGroup { mode, members: participants.to_vec() };
+    let answer = party_slots(std::slice::from_ref(&group), range, now)
+        .map_err(|e| ParticipantError { index: e.at.map(|at| at.member), source: e.source })?;
+    let slots = answer
+        .slots
+        .into_iter()
+        .map(|s| CommonSlot { slot: s.slot, providers: s.parties.into_iter().next().unwrap_or_default() })
+        .collect();
+    Ok(CommonAnswer { slots, free: answer.free })
+}
+
+/// One group of a party query (SEMANTICS.md §9): every member (`all_of`)
+/// or at least one (`any_of`), each with its own role and calendar.
+#[derive(Clone, Debug)]
+pub struct PartyGroup<'a> {
+    pub mode: Combine,
+    pub members: Vec<Participant<'a>>,
+}
+
+/// A slot of a party query: per group, the members that take part, in the
+/// listed order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PartySlot {
+    #[serde(flatten)]
+    pub slot: Slot,
+    pub parties: Vec<Vec<String>>,
+}
+
+/// The answer to a party query; `free` is the intersection over the groups
+/// of the intersection (`all_of`) or union (`any_of`) of their members' free
+/// ranges, clipped to the query.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PartyAnswer {
+    pub slots: Vec<PartySlot>,
+    pub free: Vec<Interval>,
+}
+
+/// Where in a party query a refusal lies: group, its mode, member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemberAt {
+    pub group: usize,
+    pub mode: Combine,
+    pub member: usize,
+}
+
+/// A refusal of a party query naming the member (`None`: the query as a
+/// whole, e.g. an answer over the size limit).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {source}", self.path("parties"))]
+pub struct PartyError {
+    pub at: Option<MemberAt>,
+    #[source]
+    pub source: FeasibilityError,
+}
+
+impl PartyError {
+    /// The field's path, the groups' list being `list`:
+    /// `list[1].any_of[0].duration_min`, or `to` for the whole query.
+    pub fn path(&self, list: &str) -> String {
+        match self.at {
+            Some(at) => format!("{list}[{}].{}[{}].{}", at.group, at.mode.key(), at.member, self.source.field()),
+            None => self.source.field().to_owned(),
+        }
+    }
+}
+
+impl Combine {
+    /// The document's key for this mode: `all_of` or `any_of`.
+    pub const fn key(self) -> &'static str {
+        match self {
+            Combine::AllOf => "all_of",
+            Combine::AnyOf => "any_of",
+        }
+    }
+}
+
+/// Slots for a party query (SEMANTICS.md §9): a slot is offered when every
+/// group is satisfied, each member under its own rules, policy, step grid,
+/// governing values and busy time.
+///
+/// With a `duration`, an `all_of` group needs every member to fit it and
+/// names them all; an `any_of` group needs one and names every member that
+/// fits. Without one, a slot takes every `all_of` member and one member per
+/// `any_of` group and lasts the largest governing minimum among those
+/// taken; each `(start, end)` is listed once, naming per `any_of` group the
+/// members that can be taken for exactly that slot. `start_local` is in the
+/// zone of the first member named.
+///
+/// The duration is refused per group: an `all_of` group refuses when any
+/// member does (§4), an `any_of` group only when every member with windows
+/// in the range does; the error names the first refusing member.
+pub fn party_slots(groups: &[PartyGroup<'_>], range: &SlotRange, now: Instant) -> Result<PartyAnswer, PartyError> {
+    let evals: Vec<Vec<Evaluation>> = groups
+        .iter()
+        .map(|g| g.members.iter().map(|p| evaluate(p.user_id, p.role_code, p.calendar, range, now)).collect())
+        .collect();
+    for (group, (g, members)) in groups.iter().zip(&evals).enumerate() {
+        let checks: Vec<Result<(), FeasibilityError>> = members.iter().map(|e| e.check_duration(range)).collect();
+        let Some(member) = checks.iter().position(Result::is_err) else { continue };
+        let refuses = match g.mode {
+            Combine::AllOf => true,
+            Combine::AnyOf => {
+                let refused = checks.iter().filter(|c| c.is_err()).count();
+                refused == members.iter().filter(|e| e.smallest_minimum.is_some()).count()
             }
+        };
+        if refuses {
+            let source = checks[member].clone().expect_err("a refusal");
+            return Err(PartyError { at: Some(MemberAt { group, mode: g.mode, member }), source });
         }
     }
 
-    let lookup = |e: &Evaluation, t: Instant| {
-        e.candidates.binary_search_by_key(&t, |c| c.start).ok().map(|i| e.candidates[i])
+    // Only the first `all_of` member's starts can satisfy its group; with
+    // no `all_of` group, every start anyone offers is a candidate.
+    let starts: Vec<Instant> = match groups.iter().position(|g| g.mode == Combine::AllOf && !g.members.is_empty()) {
+        Some(g) => evals[g][0].candidates.iter().map(|c| c.start).collect(),
+        None => {
+            let mut all: Vec<Instant> = evals.iter().flatten().flat_map(|e| e.candidates.iter().map(|c| c.start)).collect();
+            all.sort_unstable();
+            all.dedup();
+            all
+        }
     };
     let mut slots = Vec::new();
-    match mode {
-        Combine::AllOf => {
-            // Only the first provider's starts can be common; each is looked
-            // up in the others, stopping at the first who does not offer it.
-            let mut all: Vec<Candidate> = Vec::with_capacity(evals.len());
-            for first in evals.first().map_or(&[][..], |e| &e.candidates[..]) {
-                let t = first.start;
-                all.clear();
-                all.push(*first);
-                if !evals[1..].iter().all(|e| lookup(e, t).map(|c| all.push(c)).is_some()) {
-                    continue;
-                }
-                let minutes = range
-                    .duration_min
-                    .unwrap_or_else(|| all.iter().map(|c| c.governing.min_duration_min).max().unwrap_or_default());
-                if all.iter().all(|c| c.fits(minutes)) {
-                    slots.push(CommonSlot {
-                        slot: Slot { start: t, end: t.plus_minutes(minutes.into()), zone: first.zone },
-                        providers: participants.iter().map(|p| p.user_id.to_owned()).collect(),
-                    });
+    // Per group, each member's candidate at `t`, reused across starts.
+    let mut found: Vec<Vec<Option<Candidate>>> = evals.iter().map(|m| vec![None; m.len()]).collect();
+    let mut lengths: Vec<u32> = Vec::new();
+    'start: for t in starts {
+        for ((g, members), slot) in groups.iter().zip(&evals).zip(&mut found) {
+            for (e, c) in members.iter().zip(slot.iter_mut()) {
+                *c = e.candidates.binary_search_by_key(&t, |c| c.start).ok().map(|i| e.candidates[i]);
+                if c.is_none() && g.mode == Combine::AllOf {
+                    continue 'start;
                 }
             }
+            if g.mode == Combine::AnyOf && slot.iter().all(Option::is_none) {
+                continue 'start;
+            }
         }
-        Combine::AnyOf => {
-            // Every distinct start offered by anyone, in order.
-            let mut starts: Vec<Instant> = evals.iter().flat_map(|e| e.candidates.iter().map(|c| c.start)).collect();
-            starts.sort_unstable();
-            starts.dedup();
-            for t in starts {
-                let mut at_t: Vec<CommonSlot> = Vec::new();
-                for (p, e) in participants.iter().zip(&evals) {
-                    let Some(c) = lookup(e, t) else { continue };
-                    let minutes = range.duration_min.unwrap_or(c.governing.min_duration_min);
-                    if !c.fits(minutes) {
-                        continue;
-                    }
-                    let end = t.plus_minutes(minutes.into());
-                    match at_t.iter_mut().find(|s| s.slot.end == end) {
-                        Some(s) => s.providers.push(p.user_id.to_owned()),
-                        None => at_t.push(CommonSlot {
-                            slot: Slot { start: t, end, zone: c.zone },
-                            providers: vec![p.user_id.to_owned()],
-                        }),
+        let taken_all = |f: &mut dyn FnMut(&Candidate)| {
+            for (g, slot) in groups.iter().zip(&found) {
+                if g.mode == Combine::AllOf {
+                    slot.iter().flatten().for_each(&mut *f);
+                }
+            }
+        };
+        let mut all_of_minimum: Option<u32> = None;
+        taken_all(&mut |c| all_of_minimum = Some(all_of_minimum.unwrap_or(0).max(c.governing.min_duration_min)));
+        lengths.clear();
+        match range.duration_min {
+            Some(d) => lengths.push(d),
+            None => {
+                lengths.extend(all_of_minimum);
+                for (g, slot) in groups.iter().zip(&found) {
+                    if g.mode == Combine::AnyOf {
+                        let floor = all_of_minimum.unwrap_or(0);
+                        lengths.extend(slot.iter().flatten().map(|c| c.governing.min_duration_min).filter(|m| *m >= floor));
                     }
                 }
-                at_t.sort_by_key(|s| s.slot.end);
-                slots.extend(at_t);
+                lengths.sort_unstable();
+                lengths.dedup();
+            }
+        }
+        for &minutes in &lengths {
+            let mut all_fit = true;
+            taken_all(&mut |c| all_fit &= c.fits(minutes));
+            if !all_fit {
+                continue;
+            }
+            if let Some(slot) = party_slot(groups, &found, t, minutes, range.duration_min.is_some() || all_of_minimum == Some(minutes)) {
+                slots.push(slot);
             }
         }
     }
 
-    let slots = at_most(slots).map_err(|source| ParticipantError { index: None, source })?;
-    let frees = evals.into_iter().map(|e| e.free);
-    let free = match mode {
-        Combine::AllOf => frees.reduce(|a, b| intervals::intersect(&a, &b)).unwrap_or_default(),
-        Combine::AnyOf => intervals::merge(frees.flatten().collect()),
-    };
-    Ok(CommonAnswer { slots, free: intervals::clip(&free, range.from, range.to) })
+    let slots = at_most(slots).map_err(|source| PartyError { at: None, source })?;
+    let free = evals
+        .into_iter()
+        .zip(groups)
+        .map(|(members, g)| {
+            let frees = members.into_iter().map(|e| e.free);
+            match g.mode {
+                Combine::AllOf => frees.reduce(|a, b| intervals::intersect(&a, &b)).unwrap_or_default(),
+                Combine::AnyOf => intervals::merge(frees.flatten().collect()),
+            }
+        })
+        .reduce(|a, b| intervals::intersect(&a, &b))
+        .unwrap_or_default();
+    Ok(PartyAnswer { slots, free: intervals::clip(&free, range.from, range.to) })
+}
+
+/// The slot `[t, t + minutes)` of a party query whose `all_of` members all
+/// fit it, if every `any_of` group can take part; `attained` says the length
+/// is already someone's due (a requested duration, or the `all_of`
+/// minimum), else a member taken must have exactly this minimum.
+fn party_slot(groups: &[PartyGroup<'_>], found: &[Vec<Option<Candidate>>], t: Instant, minutes: u32, attained: bool) -> Option<PartySlot> {
+    let fitting = |slot: &[Option<Candidate>]| slot.iter().flatten().filter(|c| c.fits(minutes)).count();
+    let exact = |slot: &[Option<Candidate>]| slot.iter().flatten().any(|c| c.fits(minutes) && c.governing.min_duration_min == minutes);
+    let any_of = |i: usize| groups[i].mode == Combine::AnyOf;
+    if (0..groups.len()).any(|i| any_of(i) && fitting(&found[i]) == 0) {
+        return None;
+    }
+    let exact_in: Vec<bool> = (0..groups.len()).map(|i| any_of(i) && exact(&found[i])).collect();
+    if !attained && !exact_in.contains(&true) {
+        return None;
+    }
+    let mut zone = None;
+    let mut parties = Vec::with_capacity(groups.len());
+    for (i, (g, slot)) in groups.iter().zip(found).enumerate() {
+        // Without a length due elsewhere, the group that sets it may only
+        // take members whose own minimum is that length.
+        let only_exact = !attained && !exact_in.iter().enumerate().any(|(j, e)| *e && j != i);
+        let mut names = Vec::new();
+        for (p, c) in g.members.iter().zip(slot) {
+            let Some(c) = c else { continue };
+            let takes_part = match g.mode {
+                Combine::AllOf => true,
+                Combine::AnyOf => c.fits(minutes) && (!only_exact || c.governing.min_duration_min == minutes),
+            };
+            if takes_part {
+                zone.get_or_insert(c.zone);
+                names.push(p.user_id.to_owned());
+            }
+        }
+        parties.push(names);
+    }
+    Some(PartySlot { slot: Slot { start: t, end: t.plus_minutes(minutes.into()), zone: zone? }, parties })
 }
 
 #[cfg(test)]
@@ -650,7 +848,7 @@ mod tests {
         assert_eq!(released.at(expires, expires), HoldStatus::Released);
         assert!(!HoldStatus::Expired.ran_out_unmarked(expires, expires));
         let iv = Interval::new(at("2026-03-02T10:00:00Z"), at("2026-03-02T11:00:00Z")).unwrap();
-        let hold = HoldBusy { hold_id: "h".into(), user_id: "u".into(), interval: iv, expires_at: expires, status: active };
+        let hold = HoldBusy { hold_id: "h".into(), user_id: "u".into(), role_code: None, interval: iv, expires_at: expires, status: active };
         assert!(hold.blocks_at(before) && !hold.blocks_at(expires));
         assert_eq!(hold_ran_out_sql("$12"), "status = 'active' and expires_at <= $12");
     }

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::availability::Availability;
 use crate::error::BookingError;
 use crate::feasibility::{
-    EventStatus, HoldStatus, ProviderCalendar, Slot, SlotQuery, SlotRange, StepMinutes, bookable_slots,
+    HoldStatus, ProviderCalendar, Slot, SlotQuery, SlotRange, StepMinutes, bookable_slots,
 };
 use crate::intervals;
 use crate::time::{Instant, Interval};
@@ -265,24 +265,20 @@ pub fn release(hold_id: &str, status: HoldStatus, expires_at: Instant, now: Inst
 
 /// The re-check a booking transaction runs under the provider's lock, with
 /// everything it loaded: a checkout or reschedule hold must be a feasible
-/// slot (§4, duration included); an admin hold must only not overlap busy
-/// time of the provider's own bookings (confirmed events, active holds).
+/// slot (§4, duration included) and keep the provider's buffers and limits
+/// for its role (§8); an admin hold skips all of that and must only not
+/// overlap the provider's own bookings (confirmed events, active holds).
 ///
-/// A reschedule ignores the event it moves. Losing is `CONFLICT` with up to
+/// A reschedule ignores the event it moves: not busy, buffered or counted. Losing is `CONFLICT` with up to
 /// three nearby slots of the same length: [`BookingError::NoAvailability`]
 /// when the provider's rules and exceptions do not cover the span at all (a
 /// provider without rules, a night, a day off), else
-/// [`BookingError::Conflict`] (busy, lead time, booking window, off the grid).
+/// [`BookingError::Conflict`] (busy, a buffer, a limit, lead time, booking
+/// window, off the grid).
 pub fn check_hold(req: &HoldRequest, calendar: &ProviderCalendar, now: Instant) -> Result<(), BookingError> {
     let own = own_calendar(req, calendar);
     if req.kind == HoldKind::Admin {
-        let clash = own
-            .events
-            .iter()
-            .filter(|e| e.user_id == req.user_id && e.status == EventStatus::Confirmed)
-            .map(|e| e.interval)
-            .chain(own.holds.iter().filter(|h| h.user_id == req.user_id && h.blocks_at(now)).map(|h| h.interval))
-            .any(|b| b.overlaps(req.interval));
+        let clash = own.bookings(&req.user_id, now).any(|b| b.interval.overlaps(req.interval));
         return if clash { Err(BookingError::Conflict { alternatives: Vec::new() }) } else { Ok(()) };
     }
     let start = req.interval.start();
@@ -313,13 +309,12 @@ fn within_availability(req: &HoldRequest, calendar: &ProviderCalendar) -> bool {
 }
 
 /// The calendar as the request sees it: a reschedule does not conflict with
-/// the event it moves.
+/// the event it moves, nor is it buffered or counted by it (§8).
 fn own_calendar(req: &HoldRequest, calendar: &ProviderCalendar) -> ProviderCalendar {
-    let mut own = calendar.clone();
-    if let (HoldKind::Reschedule, Some(event_id)) = (req.kind, &req.event_id) {
-        own.events.retain(|e| &e.event_id != event_id);
+    match (req.kind, &req.event_id) {
+        (HoldKind::Reschedule, Some(event_id)) => calendar.without_event(event_id),
+        _ => calendar.clone(),
     }
-    own
 }
 
 /// Up to three feasible slots of the request's length nearest its start

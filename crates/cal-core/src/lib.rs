@@ -11,10 +11,12 @@
 
 pub mod availability;
 pub mod error;
+pub mod explain;
 pub mod feasibility;
 pub mod holds;
 pub mod ics;
 pub mod intervals;
+pub mod policy;
 pub mod text;
 pub mod time;
 pub mod url_guard;
@@ -31,8 +33,10 @@ pub use ics::rrule as ics_rrule;
 pub use availability::{Availability, BookingParams, Exception, ExceptionKind, WeekdayMask, WeeklyRule, Window};
 pub use feasibility::{
     Combine, CommonAnswer, CommonSlot, EventBusy, EventStatus, FeasibilityError, HoldBusy, HoldStatus, Participant,
-    ProviderCalendar, Slot, SlotAnswer, SlotQuery, SlotRange, StepMinutes, bookable_slots, common_slots,
+    PartyAnswer, PartyGroup, PartySlot, ProviderCalendar, Slot, SlotAnswer, SlotQuery, SlotRange, StepMinutes,
+    bookable_slots, common_slots, party_slots,
 };
+pub use policy::BookingPolicy;
 pub use time::{Instant, Interval, LocalMapping, LocalTime, TimeError, Zone};
 pub use error::{BookingError, ErrorType};
 pub use holds::{HoldKind, HoldMode, HoldRequest, HoldRequestInput};

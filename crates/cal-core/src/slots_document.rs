@@ -7,12 +7,15 @@
 
 use serde_json::{Map, Value};
 
-use crate::availability::{BookingParams, Exception, ExceptionKind, RuleError, WeekdayMask, WeeklyRule};
+use crate::availability::{
+    Exception, ExceptionInput, ExceptionKind, FieldError, RuleError, ValueProblem, WeeklyRule, WeeklyRuleInput,
+};
 use crate::feasibility::{
     Combine, EventBusy, EventStatus, FeasibilityError, HoldBusy, HoldStatus, ProviderCalendar, SlotQuery, SlotRange,
     StepMinutes,
 };
-use crate::time::{Instant, Interval, LocalTime, TimeError, Zone, parse_date};
+use crate::policy::{BookingPolicy, BookingPolicyInput};
+use crate::time::{Instant, Interval, TimeError};
 
 /// What was wrong with one field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,6 +36,10 @@ pub enum FieldProblem {
     Rule(#[from] RuleError),
     #[error(transparent)]
     Query(#[from] FeasibilityError),
+    #[error(transparent)]
+    Span(#[from] crate::explain::SpanError),
+    #[error("a second policy for user_id {user_id:?} and role_code {role_code:?}; the first is {first}")]
+    RepeatedPolicy { user_id: String, role_code: String, first: String },
 }
 
 /// A refused input: the path of the field (e.g. `weekly_rules[0].timezone`)
@@ -74,6 +81,15 @@ impl<'a> JsonFields<'a> {
         InputError::new(self.path_of(key), problem)
     }
 
+    /// A row's value refused by its domain type, at the field's path here.
+    pub fn refused(&self, e: FieldError) -> InputError {
+        let problem = match e.problem {
+            ValueProblem::Time(t) => FieldProblem::Time(t),
+            ValueProblem::Rule(r) => FieldProblem::Rule(r),
+        };
+        self.err(e.field, problem)
+    }
+
     /// The field's value unless absent or null.
     pub fn get(&self, key: &str) -> Option<&'a Value> {
         self.map.get(key).filter(|v| !v.is_null())
@@ -103,18 +119,6 @@ impl<'a> JsonFields<'a> {
         Instant::parse(self.str(key)?).map_err(|e| self.err(key, e))
     }
 
-    pub fn zone(&self, key: &str) -> Result<Zone, InputError> {
-        Zone::parse(self.str(key)?).map_err(|e| self.err(key, e))
-    }
-
-    pub fn opt_local_time(&self, key: &str) -> Result<Option<LocalTime>, InputError> {
-        self.opt_str(key)?.map(|s| LocalTime::parse(s).map_err(|e| self.err(key, e))).transpose()
-    }
-
-    pub fn local_time(&self, key: &str) -> Result<LocalTime, InputError> {
-        self.opt_local_time(key)?.ok_or_else(|| self.err(key, FieldProblem::Missing))
-    }
-
     /// `[start, end)` from two instant fields; an empty one names `end`.
     pub fn interval(&self, start: &str, end: &str) -> Result<Interval, InputError> {
         Interval::new(self.instant(start)?, self.instant(end)?).map_err(|e| self.err(end, e))
@@ -142,37 +146,37 @@ pub fn parse_json(text: &str) -> Result<Value, InputError> {
     serde_json::from_str(text).map_err(|e| InputError::new("input", FieldProblem::Json(e.to_string())))
 }
 
-/// A weekly rule row.
+/// A weekly rule row; the values are checked by `WeeklyRule::try_from`.
 pub fn weekly_rule(o: JsonFields<'_>) -> Result<WeeklyRule, InputError> {
-    let params = BookingParams::new(o.opt_int("min_duration_min")?, o.opt_int("lead_time_hours")?, o.opt_int("booking_window_days")?)
-        .map_err(|(field, e)| o.err(field, e))?;
-    Ok(WeeklyRule {
-        rule_id: o.opt_str("rule_id")?.unwrap_or_default().to_owned(),
-        user_id: o.str("user_id")?.to_owned(),
-        role_code: o.str("role_code")?.to_owned(),
-        weekday_mask: WeekdayMask::new(o.int("weekday_mask")?).map_err(|e| o.err("weekday_mask", e))?,
-        start_local: o.local_time("start_local")?,
-        end_local: o.local_time("end_local")?,
-        timezone: o.zone("timezone")?,
-        params,
-        active: o.opt_bool("active")?.unwrap_or(true),
-    })
+    let input = WeeklyRuleInput {
+        min_duration_min: o.opt_int("min_duration_min")?,
+        lead_time_hours: o.opt_int("lead_time_hours")?,
+        booking_window_days: o.opt_int("booking_window_days")?,
+        rule_id: o.opt_str("rule_id")?,
+        user_id: o.str("user_id")?,
+        role_code: o.str("role_code")?,
+        weekday_mask: o.int("weekday_mask")?,
+        start_local: o.str("start_local")?,
+        end_local: o.str("end_local")?,
+        timezone: o.str("timezone")?,
+        active: o.opt_bool("active")?,
+    };
+    WeeklyRule::try_from(input).map_err(|e| o.refused(e))
 }
 
-/// An exception row; times are both present or both absent.
+/// An exception row; the values are checked by `Exception::try_from`.
 pub fn exception(o: JsonFields<'_>) -> Result<Exception, InputError> {
     let kind = ExceptionKind::parse(o.str("kind")?).map_err(|e| o.err("kind", e))?;
-    let date = parse_date(o.str("date_local")?).map_err(|e| o.err("date_local", e))?;
-    let times = crate::availability::exception_times(o.opt_local_time("start_local")?, o.opt_local_time("end_local")?)
-        .map_err(|(field, e)| o.err(field, e))?;
-    Ok(Exception {
-        exc_id: o.opt_str("exc_id")?.unwrap_or_default().to_owned(),
-        user_id: o.str("user_id")?.to_owned(),
-        date_local: date,
-        timezone: o.zone("timezone")?,
+    let input = ExceptionInput {
         kind,
-        times,
-    })
+        date_local: o.str("date_local")?,
+        start_local: o.opt_str("start_local")?,
+        end_local: o.opt_str("end_local")?,
+        exc_id: o.opt_str("exc_id")?,
+        user_id: o.str("user_id")?,
+        timezone: o.str("timezone")?,
+    };
+    Exception::try_from(input).map_err(|e| o.refused(e))
 }
 
 /// A booked event row.
@@ -181,6 +185,7 @@ pub fn event(o: JsonFields<'_>) -> Result<EventBusy, InputError> {
     Ok(EventBusy {
         event_id: o.opt_str("event_id")?.unwrap_or_default().to_owned(),
         user_id: o.str("user_id")?.to_owned(),
+        role_code: o.opt_str("role_code")?.map(str::to_owned),
         interval: o.interval("start", "end")?,
         status: EventStatus::parse(status)
             .ok_or_else(|| o.err("status", FieldProblem::NotOneOf { allowed: "confirmed, cancelled", got: status.into() }))?,
@@ -193,12 +198,45 @@ pub fn hold(o: JsonFields<'_>) -> Result<HoldBusy, InputError> {
     Ok(HoldBusy {
         hold_id: o.opt_str("hold_id")?.unwrap_or_default().to_owned(),
         user_id: o.str("user_id")?.to_owned(),
+        role_code: o.opt_str("role_code")?.map(str::to_owned),
         interval: o.interval("start", "end")?,
         expires_at: o.instant("expires_at")?,
         status: HoldStatus::parse(status).ok_or_else(|| {
             o.err("status", FieldProblem::NotOneOf { allowed: "active, released, converted, expired", got: status.into() })
         })?,
     })
+}
+
+/// A booking policy row (SEMANTICS.md §8); the values are checked by
+/// `BookingPolicy::try_from`.
+pub fn policy(o: JsonFields<'_>) -> Result<BookingPolicy, InputError> {
+    let input = BookingPolicyInput {
+        user_id: o.str("user_id")?,
+        role_code: o.str("role_code")?,
+        timezone: o.str("timezone")?,
+        buffer_before_min: o.opt_int("buffer_before_min")?,
+        buffer_after_min: o.opt_int("buffer_after_min")?,
+        max_per_day: o.opt_int("max_per_day")?,
+        max_per_week: o.opt_int("max_per_week")?,
+    };
+    BookingPolicy::try_from(input).map_err(|e| o.refused(e))
+}
+
+/// The `policies` array: at most one row per `(user_id, role_code)`; a
+/// repeat is refused at its own path (`policies[2]`).
+pub fn policies(o: JsonFields<'_>) -> Result<Vec<BookingPolicy>, InputError> {
+    let policies = o.each("policies", policy)?;
+    if let Some((first, repeat)) = BookingPolicy::first_repeat(&policies) {
+        let key = o.path_of("policies");
+        let p = &policies[repeat];
+        let problem = FieldProblem::RepeatedPolicy {
+            user_id: p.user_id.clone(),
+            role_code: p.role_code.clone(),
+            first: format!("{key}[{first}]"),
+        };
+        return Err(InputError::new(format!("{key}[{repeat}]"), problem));
+    }
+    Ok(policies)
 }
 
 /// Reads the calendar arrays of a document (all optional).
@@ -209,6 +247,7 @@ pub fn calendar(o: JsonFields<'_>) -> Result<ProviderCalendar, InputError> {
         events: o.each("events", event)?,
         holds: o.each("holds", hold)?,
         external_busy: o.each("external_busy", |b| b.interval("start", "end"))?,
+        policies: policies(o)?,
     })
 }
 
@@ -226,9 +265,31 @@ pub fn slot_range(q: JsonFields<'_>) -> Result<SlotRange, InputError> {
 pub enum Subject {
     One(SlotQuery),
     Many { mode: Combine, providers: Vec<(String, String)>, range: SlotRange },
+    /// A party query (SEMANTICS.md §9): groups of `(user_id, role_code)`.
+    Parties { groups: Vec<(Combine, Vec<(String, String)>)>, range: SlotRange },
 }
 
-/// A whole `calctl slots --input` document.
+/// A non-empty array of `{"user_id", "role_code"}` at `key`.
+fn providers(o: JsonFields<'_>, key: &str) -> Result<Vec<(String, String)>, InputError> {
+    let providers = o.each(key, |p| Ok((p.str("user_id")?.to_owned(), p.str("role_code")?.to_owned())))?;
+    if providers.is_empty() {
+        return Err(o.err(key, FieldProblem::WrongType("a non-empty array of {user_id, role_code}")));
+    }
+    Ok(providers)
+}
+
+/// One group of `query.parties`: exactly one of `all_of` or `any_of`.
+fn party_group(g: JsonFields<'_>) -> Result<(Combine, Vec<(String, String)>), InputError> {
+    match (g.get("all_of").is_some(), g.get("any_of").is_some()) {
+        (true, false) => Ok((Combine::AllOf, providers(g, "all_of")?)),
+        (false, true) => Ok((Combine::AnyOf, providers(g, "any_of")?)),
+        _ => Err(InputError::new(g.path, FieldProblem::WrongType("an object with exactly one of \"all_of\" or \"any_of\""))),
+    }
+}
+
+/// A whole `calctl slots --input` document. A query's
+/// `reschedule_event_id` is already applied: that event is not in
+/// `calendar` (not busy, buffered or counted, §8).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SlotsDocument {
     pub now: Instant,
@@ -236,32 +297,70 @@ pub struct SlotsDocument {
     pub calendar: ProviderCalendar,
 }
 
-/// Reads a `calctl slots --input` document (CALCTL.md). Besides the single
-/// provider form, `query` may name `all_of` or `any_of`: an array of
-/// `{"user_id", "role_code"}` whose rows are all in the document's arrays.
-pub fn slots_document(text: &str) -> Result<SlotsDocument, InputError> {
+/// Reads a document: `now`, the `query` object (read by `query`), then the
+/// calendar arrays, leaving out the event the query reschedules.
+fn read_document<T>(text: &str, query: impl FnOnce(JsonFields<'_>) -> Result<T, InputError>) -> Result<(Instant, T, ProviderCalendar), InputError> {
     let value = parse_json(text)?;
     let doc = JsonFields::at("", &value)?;
     let now = doc.instant("now")?;
     let query_value = doc.get("query").ok_or_else(|| doc.err("query", FieldProblem::Missing))?;
     let q = JsonFields::at("query", query_value)?;
-    let range = slot_range(q)?;
-    let multi = [("all_of", Combine::AllOf), ("any_of", Combine::AnyOf)].into_iter().find(|(k, _)| q.get(k).is_some());
-    let subject = match multi {
-        Some((key, mode)) => {
-            let providers = q.each(key, |p| Ok((p.str("user_id")?.to_owned(), p.str("role_code")?.to_owned())))?;
-            if providers.is_empty() {
-                return Err(q.err(key, FieldProblem::WrongType("a non-empty array of {user_id, role_code}")));
-            }
-            Subject::Many { mode, providers, range }
-        }
-        None => Subject::One(SlotQuery {
-            user_id: q.str("user_id")?.to_owned(),
-            role_code: q.str("role_code")?.to_owned(),
-            range,
-        }),
+    let read = query(q)?;
+    let reschedule = q.opt_str("reschedule_event_id")?;
+    let calendar = calendar(doc)?;
+    let calendar = match reschedule {
+        Some(event_id) => calendar.without_event(event_id),
+        None => calendar,
     };
-    Ok(SlotsDocument { now, subject, calendar: calendar(doc)? })
+    Ok((now, read, calendar))
+}
+
+/// Reads a `calctl slots --input` document (CALCTL.md). Besides the single
+/// provider form, `query` may name `all_of` or `any_of`: an array of
+/// `{"user_id", "role_code"}` whose rows are all in the document's arrays;
+/// or `parties`, an array of `{"all_of": [...]}` / `{"any_of": [...]}`
+/// groups. `parties` wins over `all_of`, which wins over `any_of`, which
+/// wins over `user_id`.
+pub fn slots_document(text: &str) -> Result<SlotsDocument, InputError> {
+    let (now, subject, calendar) = read_document(text, |q| {
+        let range = slot_range(q)?;
+        if q.get("parties").is_some() {
+            let groups = q.each("parties", party_group)?;
+            if groups.is_empty() {
+                return Err(q.err("parties", FieldProblem::WrongType("a non-empty array of groups")));
+            }
+            return Ok(Subject::Parties { groups, range });
+        }
+        let multi = [("all_of", Combine::AllOf), ("any_of", Combine::AnyOf)].into_iter().find(|(k, _)| q.get(k).is_some());
+        Ok(match multi {
+            Some((key, mode)) => Subject::Many { mode, providers: providers(q, key)?, range },
+            None => Subject::One(SlotQuery {
+                user_id: q.str("user_id")?.to_owned(),
+                role_code: q.str("role_code")?.to_owned(),
+                range,
+            }),
+        })
+    })?;
+    Ok(SlotsDocument { now, subject, calendar })
+}
+
+/// What `calctl explain` reads of a document: `now`, the query's
+/// `user_id`, `role_code` (and `reschedule_event_id`, applied to the
+/// calendar), and the calendar arrays; `from`, `to` and the rest of the
+/// query are not read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExplainDocument {
+    pub now: Instant,
+    pub user_id: String,
+    pub role_code: String,
+    pub calendar: ProviderCalendar,
+}
+
+/// Reads a document for `calctl explain` (CALCTL.md).
+pub fn explain_document(text: &str) -> Result<ExplainDocument, InputError> {
+    let (now, (user_id, role_code), calendar) =
+        read_document(text, |q| Ok((q.str("user_id")?.to_owned(), q.str("role_code")?.to_owned())))?;
+    Ok(ExplainDocument { now, user_id, role_code, calendar })
 }
 
 /// The engine's answer to a document: one provider's slots or common slots.
@@ -270,6 +369,7 @@ pub fn slots_document(text: &str) -> Result<SlotsDocument, InputError> {
 pub enum DocumentAnswer {
     One(crate::feasibility::SlotAnswer),
     Many(crate::feasibility::CommonAnswer),
+    Parties(crate::feasibility::PartyAnswer),
 }
 
 /// Runs the engine on a document; a refused duration names
@@ -286,13 +386,22 @@ pub fn answer(doc: &SlotsDocument) -> Result<DocumentAnswer, InputError> {
                 .collect();
             crate::feasibility::common_slots(*mode, &participants, range, doc.now)
                 .map(DocumentAnswer::Many)
-                .map_err(|e| {
-                    let key = match mode {
-                        Combine::AllOf => "all_of",
-                        Combine::AnyOf => "any_of",
-                    };
-                    InputError::new(format!("query.{}", e.path(key)), e.source)
+                .map_err(|e| InputError::new(format!("query.{}", e.path(mode.key())), e.source))
+        }
+        Subject::Parties { groups, range } => {
+            let groups: Vec<crate::feasibility::PartyGroup<'_>> = groups
+                .iter()
+                .map(|(mode, members)| crate::feasibility::PartyGroup {
+                    mode: *mode,
+                    members: members
+                        .iter()
+                        .map(|(user_id, role_code)| crate::feasibility::Participant { user_id, role_code, calendar: &doc.calendar })
+                        .collect(),
                 })
+                .collect();
+            crate::feasibility::party_slots(&groups, range, doc.now)
+                .map(DocumentAnswer::Parties)
+                .map_err(|e| InputError::new(format!("query.{}", e.path("parties")), e.source))
         }
     }
 }

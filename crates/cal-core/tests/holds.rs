@@ -46,7 +46,7 @@ fn calendar() -> ProviderCalendar {
 }
 
 fn event(id: &str, start: &str, end: &str) -> EventBusy {
-    EventBusy { event_id: id.into(), user_id: "p".into(), interval: Interval::new(at(start), at(end)).unwrap(), status: EventStatus::Confirmed }
+    EventBusy { event_id: id.into(), user_id: "p".into(), role_code: None, interval: Interval::new(at(start), at(end)).unwrap(), status: EventStatus::Confirmed }
 }
 
 const NOW: &str = "2026-03-01T12:00:00Z";
@@ -128,7 +128,7 @@ fn checkout_must_be_a_feasible_slot_and_a_loser_gets_nearby_alternatives() {
 fn an_active_hold_blocks_until_it_expires() {
     let mut cal = calendar();
     let other = Interval::new(at("2026-03-02T12:00:00Z"), at("2026-03-02T13:00:00Z")).unwrap();
-    cal.holds.push(HoldBusy { hold_id: "h0".into(), user_id: "p".into(), interval: other, expires_at: at("2026-03-01T12:10:00Z"), status: HoldStatus::Active });
+    cal.holds.push(HoldBusy { hold_id: "h0".into(), user_id: "p".into(), role_code: None, interval: other, expires_at: at("2026-03-01T12:10:00Z"), status: HoldStatus::Active });
     let req = HoldRequest::new(input("2026-03-02T12:00:00Z", "2026-03-02T13:00:00Z")).unwrap();
     assert!(matches!(holds::check_hold(&req, &cal, at(NOW)), Err(BookingError::Conflict { .. })));
     assert_eq!(holds::check_hold(&req, &cal, at("2026-03-01T12:10:00Z")), Ok(()), "expired at now: free before any sweep");

@@ -8,8 +8,9 @@
 //! times are whole minutes, so minute resolution is exact.
 
 use cal_core::availability::{Availability, BookingParams};
+use cal_core::explain;
 use cal_core::{
-    Combine, EventBusy, EventStatus, Exception, ExceptionKind, HoldBusy, HoldStatus, Instant, Interval, LocalTime,
+    BookingPolicy, Combine, EventBusy, EventStatus, Exception, ExceptionKind, HoldBusy, HoldStatus, Instant, Interval, LocalTime,
     Participant, ProviderCalendar, SlotQuery, SlotRange, StepMinutes, WeekdayMask, WeeklyRule, Zone, bookable_slots,
     common_slots,
 };
@@ -108,6 +109,7 @@ fn case() -> impl Strategy<Value = Case> {
                 .map(|(interval, confirmed)| EventBusy {
                     event_id: "ev".into(),
                     user_id: USER.into(),
+                    role_code: None,
                     interval,
                     status: if confirmed { EventStatus::Confirmed } else { EventStatus::Cancelled },
                 })
@@ -118,6 +120,7 @@ fn case() -> impl Strategy<Value = Case> {
                 .map(|(interval, expiry, status)| HoldBusy {
                     hold_id: "hld".into(),
                     user_id: USER.into(),
+                    role_code: None,
                     interval,
                     expires_at: base.plus_minutes(expiry),
                     status: [HoldStatus::Active, HoldStatus::Active, HoldStatus::Released, HoldStatus::Expired][status],
@@ -144,7 +147,7 @@ fn case() -> impl Strategy<Value = Case> {
                         range: SlotRange::new(from, from.plus_minutes(len), duration.map(i64::from), StepMinutes::new(step).unwrap())
                             .unwrap(),
                     },
-                    calendar: ProviderCalendar { weekly_rules, exceptions, events, holds, external_busy },
+                    calendar: ProviderCalendar { weekly_rules, exceptions, events, holds, external_busy, policies: Vec::new() },
                     now: base.plus_minutes(now),
                 }
             })
@@ -336,4 +339,111 @@ fn generated_cases_mostly_offer_slots() {
     }
     assert!(with_slots >= 90, "only {with_slots} of 300 generated cases offer slots");
     assert!(refused >= 10, "only {refused} of 300 cases exercise the duration refusal");
+}
+
+/// Policies for `ROLE` and for another role `x` of the same user, and a
+/// role for each event and hold of `c` (§8), so that buffers and limits
+/// take part.
+fn with_policies() -> impl Strategy<Value = Case> {
+    let buffers = || prop::sample::select(vec![0u32, 0, 15, 30, 60]);
+    let policy = move |role: &'static str| {
+        prop::option::weighted(0.7, (zone_strategy(), buffers(), buffers(), prop::option::weighted(0.5, 1u32..4), prop::option::weighted(0.5, 1u32..10)))
+            .prop_map(move |p| {
+                p.map(|(timezone, before, after, day, week)| BookingPolicy {
+                    user_id: USER.into(),
+                    role_code: role.into(),
+                    timezone,
+                    buffer_before_min: before,
+                    buffer_after_min: after,
+                    max_per_day: day,
+                    max_per_week: week,
+                })
+            })
+    };
+    let roles = prop::collection::vec(prop::sample::select(vec![Some(ROLE), Some(ROLE), Some("x"), None]), 16);
+    (case(), policy(ROLE), policy("x"), roles).prop_map(|(mut c, own, other, roles)| {
+        c.calendar.policies = own.into_iter().chain(other).collect();
+        let mut role = roles.into_iter().cycle();
+        for e in &mut c.calendar.events {
+            e.role_code = role.next().flatten().map(str::to_owned);
+        }
+        for h in &mut c.calendar.holds {
+            h.role_code = role.next().flatten().map(str::to_owned);
+        }
+        c
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// SEMANTICS.md §10: `explain(...).bookable` is true exactly when the
+    /// slot query with `duration = end − start` and the same step returns
+    /// the span; reasons are given exactly when it is not.
+    #[test]
+    fn explain_is_bookable_exactly_when_the_slot_query_returns_the_span(
+        c in with_policies(),
+        minutes in prop::sample::select(vec![15u32, 30, 45, 60, 90, 120]),
+        pick in 0usize..10_000,
+        from_answer in prop::bool::ANY,
+    ) {
+        let r = c.query.range;
+        let range = SlotRange::new(r.from(), r.to(), Some(minutes.into()), r.step()).unwrap();
+        let query = SlotQuery { range, ..c.query.clone() };
+        let answer = bookable_slots(&query, &c.calendar, c.now);
+        let len = (r.to().unix() - r.from().unix()) / 60;
+        prop_assume!(len > 0);
+        // Half the time a start the query offers, else any minute of the range.
+        let start = match &answer {
+            Ok(a) if from_answer && !a.slots.is_empty() => a.slots[pick % a.slots.len()].start,
+            _ => r.from().plus_minutes(pick as i64 % len),
+        };
+        let span = explain::span(start, start.plus_minutes(minutes.into())).unwrap();
+        let got = explain::explain(USER, ROLE, span, r.step(), &c.calendar, c.now);
+        prop_assert_eq!(got.bookable, got.reasons.is_empty());
+        match answer {
+            Ok(a) => {
+                let returned = a.slots.iter().any(|s| s.start == span.start() && s.end == span.end());
+                prop_assert_eq!(got.bookable, returned, "explain {:?} for {}", got.reasons, span.start());
+            }
+            Err(_) => {
+                prop_assert!(!got.bookable);
+                let governed = Availability::build(USER, ROLE, &c.calendar.weekly_rules, &c.calendar.exceptions, span.start(), span.end())
+                    .windows_containing(span.start())
+                    .next()
+                    .is_some();
+                let min_duration = got.reasons.iter().any(|x| matches!(x, explain::Reason::MinDuration { .. }));
+                prop_assert_eq!(min_duration, governed, "a refused duration is MIN_DURATION where a window governs");
+            }
+        }
+    }
+}
+
+/// Guards the generator of the explain property: policies must make
+/// buffers and limits refuse some offered-looking starts, and many starts
+/// taken from answers must be bookable.
+#[test]
+fn generated_policy_cases_exercise_buffers_and_limits() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let (mut bookable, mut buffer, mut limit) = (0, 0, 0);
+    for _ in 0..400 {
+        let c = with_policies().new_tree(&mut runner).unwrap().current();
+        let Ok(a) = bookable_slots(&c.query, &c.calendar, c.now) else { continue };
+        let step = c.query.range.step();
+        for s in a.slots.iter().take(3) {
+            let got = explain::explain(USER, ROLE, Interval::new(s.start, s.end).unwrap(), step, &c.calendar, c.now);
+            bookable += usize::from(got.bookable);
+        }
+        // The same starts without the policies, re-checked with them.
+        let plain = ProviderCalendar { policies: Vec::new(), ..c.calendar.clone() };
+        let Ok(p) = bookable_slots(&c.query, &plain, c.now) else { continue };
+        for s in &p.slots {
+            let got = explain::explain(USER, ROLE, Interval::new(s.start, s.end).unwrap(), step, &c.calendar, c.now);
+            buffer += usize::from(got.reasons.iter().any(|r| matches!(r, explain::Reason::Buffer { .. })));
+            limit += usize::from(got.reasons.iter().any(|r| matches!(r, explain::Reason::DayLimit { .. } | explain::Reason::WeekLimit { .. })));
+        }
+    }
+    assert!(bookable >= 100, "only {bookable} bookable spans");
+    assert!(buffer >= 20 && limit >= 20, "buffers refused {buffer}, limits {limit}");
 }

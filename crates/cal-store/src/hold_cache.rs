@@ -186,6 +186,7 @@ pub(crate) fn hold_busy(hold_id: &str, user_id: &str, interval: Interval, expire
     HoldBusy {
         hold_id: hold_id.to_owned(),
         user_id: user_id.to_owned(),
+        role_code: None,
         interval,
         expires_at,
         status: HoldStatus::Active,

@@ -145,6 +145,9 @@ pub fn event(row: &Row) -> Result<EventBusy, StoreError> {
     Ok(EventBusy {
         event_id: r.id.clone(),
         user_id: r.get("user_id")?,
+        // Policies (§8) are not loaded from the store yet; until they are,
+        // a stored booking carries no role for them.
+        role_code: None,
         interval: r.interval()?,
         status: EventStatus::parse(&status).ok_or_else(|| {
             r.fail("status", RowProblem::NotOneOf { allowed: "confirmed, cancelled", got: status.clone() })
@@ -159,6 +162,7 @@ pub fn hold(row: &Row) -> Result<HoldBusy, StoreError> {
     Ok(HoldBusy {
         hold_id: r.id.clone(),
         user_id: r.get("user_id")?,
+        role_code: None,
         interval: r.interval()?,
         expires_at: r.instant("expires_at")?,
         status: HoldStatus::parse(&status).ok_or_else(|| {

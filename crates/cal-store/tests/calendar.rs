@@ -24,11 +24,11 @@ const P2: &str = "p2";
 const ROLE: &str = "photographer";
 
 fn event(id: &str, user: &str, interval: Interval, status: EventStatus) -> EventBusy {
-    EventBusy { event_id: id.into(), user_id: user.into(), interval, status }
+    EventBusy { event_id: id.into(), user_id: user.into(), role_code: None, interval, status }
 }
 
 fn hold(id: &str, user: &str, interval: Interval, expires_at: Instant, status: HoldStatus) -> HoldBusy {
-    HoldBusy { hold_id: id.into(), user_id: user.into(), interval, expires_at, status }
+    HoldBusy { hold_id: id.into(), user_id: user.into(), role_code: None, interval, expires_at, status }
 }
 
 /// Writes `calendar` (rules and exceptions through the store's own API,
@@ -128,7 +128,7 @@ fn p1_calendar() -> ProviderCalendar {
     ];
     let external_busy =
         vec![iv("2026-03-12T12:00:00Z", "2026-03-12T15:00:00Z"), iv("2026-10-01T09:00:00Z", "2026-10-01T17:00:00Z")];
-    ProviderCalendar { weekly_rules, exceptions, events, holds, external_busy }
+    ProviderCalendar { weekly_rules, exceptions, events, holds, external_busy, policies: Vec::new() }
 }
 
 fn now() -> Instant {

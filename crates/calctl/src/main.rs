@@ -55,6 +55,8 @@ enum Command {
     SeedDemo,
     /// Bookable slots: offline from a JSON document (--input), or from the database.
     Slots(SlotsArgs),
+    /// Why a span is or is not bookable (SEMANTICS.md §10), offline from a JSON document; prints JSON.
+    Explain(ExplainArgs),
     /// Holds (SEMANTICS.md §5): create, confirm (book) and release.
     #[command(subcommand)]
     Hold(HoldCommand),
@@ -233,6 +235,22 @@ struct SlotsArgs {
     now: Option<String>,
 }
 
+#[derive(Args, Debug)]
+struct ExplainArgs {
+    /// The `slots --input` document (a file, or - for stdin); its query's user_id and role_code.
+    #[arg(long, value_name = "FILE|-")]
+    input: String,
+    /// Start of the span (RFC 3339).
+    #[arg(long)]
+    start: String,
+    /// End of the span (RFC 3339); the span lasts whole minutes.
+    #[arg(long)]
+    end: String,
+    /// Step grid the start must lie on (default 30).
+    #[arg(long)]
+    step_min: Option<i64>,
+}
+
 /// A failure with the exit code it maps to.
 #[derive(Debug, thiserror::Error)]
 enum CliError {
@@ -346,6 +364,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
     if let Command::Slots(SlotsArgs { input: Some(path), .. }) = &cli.command {
         return slots_offline(path);
     }
+    if let Command::Explain(args) = &cli.command {
+        return explain_offline(args);
+    }
     if let Command::Ics(IcsCommand::Expand(a)) = &cli.command {
         return ics::expand(&a.file, &a.from, &a.to, a.tz.as_deref());
     }
@@ -378,7 +399,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             Command::Event(EventCommand::Ics(args)) => {
                 booking::event_ics(url, &args.event_id, now(args.clock.now.as_deref())?, json_out).await
             }
-            Command::Ics(_) => unreachable!("handled before the runtime starts"),
+            Command::Ics(_) | Command::Explain(_) => unreachable!("handled before the runtime starts"),
         }
     })
 }
@@ -402,9 +423,26 @@ fn slots_offline(path: &str) -> Result<(), CliError> {
     let json = match &answer {
         DocumentAnswer::One(a) => serde_json::to_string_pretty(a),
         DocumentAnswer::Many(a) => serde_json::to_string_pretty(a),
+        DocumentAnswer::Parties(a) => serde_json::to_string_pretty(a),
     }
     .map_err(anyhow::Error::from)?;
     println!("{json}");
+    Ok(())
+}
+
+/// `calctl explain --input FILE|- --start ISO --end ISO [--step-min N]`:
+/// SEMANTICS.md §10 as one line of JSON (CALCTL.md).
+fn explain_offline(args: &ExplainArgs) -> Result<(), CliError> {
+    let instant = |flag: &str, text: &str| cal_core::Instant::parse(text).map_err(|e| InputError::new(flag, e));
+    let (start, end) = (instant("--start", &args.start)?, instant("--end", &args.end)?);
+    let span = cal_core::explain::span(start, end).map_err(|e| InputError::new("--end", e))?;
+    let step = match args.step_min {
+        Some(s) => cal_core::StepMinutes::new(s).map_err(|e| InputError::new("--step-min", e))?,
+        None => cal_core::StepMinutes::default(),
+    };
+    let doc = slots_document::explain_document(&read_input(&args.input)?)?;
+    let answer = cal_core::explain::explain(&doc.user_id, &doc.role_code, span, step, &doc.calendar, doc.now);
+    println!("{}", serde_json::to_string(&answer).map_err(anyhow::Error::from)?);
     Ok(())
 }
 

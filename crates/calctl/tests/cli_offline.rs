@@ -136,3 +136,91 @@ fn ics_expand_rejects_what_is_not_a_calendar_with_exit_3() {
         std::fs::remove_file(path).ok();
     }
 }
+
+#[test]
+fn explain_prints_one_line_of_json_with_every_reason() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/calctl-sample.json");
+    let out = calctl(&["explain", "--input", path, "--start", "2026-03-02T15:00:00Z", "--end", "2026-03-02T16:00:00Z"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "{\"bookable\":false,\"reasons\":[{\"code\":\"BUSY_EVENT\",\"event_id\":\"ev_1\"}]}\n");
+    // A slot the sample offers is bookable; from stdin as well.
+    let out = calctl(&["explain", "--input", "-", "--start", "2026-03-02T14:00:00Z", "--end", "2026-03-02T15:00:00Z"], Some(SAMPLE));
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "{\"bookable\":true,\"reasons\":[]}\n");
+    // The vacation day, 30 minutes at 14:10Z (09:10 EST), on a 15-minute step.
+    let out = calctl(&["explain", "--input", "-", "--start", "2026-03-10T14:10:00Z", "--end", "2026-03-10T14:40:00Z", "--step-min", "15"], Some(SAMPLE));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["reasons"],
+        serde_json::json!([{"code": "EXCEPTION", "exc_id": "ex_1"}, {"code": "MIN_DURATION", "min_duration_min": 60}, {"code": "OFF_GRID", "step_min": 15}])
+    );
+    // `--now` of the document counts: 2026-03-02 13:00Z is inside the 24 h lead.
+    let v: Value = serde_json::from_slice(&calctl(&["explain", "--input", "-", "--start", "2026-03-02T14:00:00Z", "--end", "2026-03-02T15:00:00Z"],
+        Some(&SAMPLE.replace("\"now\": \"2026-03-01T12:00:00Z\"", "\"now\": \"2026-03-01T15:00:00Z\""))).stdout).unwrap();
+    assert_eq!(v["reasons"], serde_json::json!([{"code": "LEAD_TIME", "limit": "2026-03-02T15:00:00Z"}]));
+}
+
+#[test]
+fn explain_refuses_like_slots_with_exit_2() {
+    let run = |start: &str, end: &str, extra: &[&str], doc: &str| {
+        let mut args = vec!["explain", "--input", "-", "--start", start, "--end", end];
+        args.extend_from_slice(extra);
+        calctl(&args, Some(doc))
+    };
+    for (out, want) in [
+        (run("2026-03-02T14:00:00Z", "2026-03-02T14:30:30Z", &[], SAMPLE), "calctl: --end: the span must last whole minutes, got 1830 s"),
+        (run("2026-03-02T14:00:00Z", "2026-03-02T13:00:00Z", &[], SAMPLE), "calctl: --end: end 2026-03-02T13:00:00Z is not after start 2026-03-02T14:00:00Z"),
+        (run("monday", "2026-03-02T13:00:00Z", &[], SAMPLE), "calctl: --start: not an RFC 3339 instant: \"monday\" (expected e.g. \"2026-03-01T12:00:00Z\")"),
+        (run("2026-03-02T14:00:00Z", "2026-03-02T15:00:00Z", &["--step-min", "0"], SAMPLE), "calctl: --step-min: must be between 1 and 1440 minutes, got 0"),
+        (
+            run("2026-03-02T14:00:00Z", "2026-03-02T15:00:00Z", &[], &SAMPLE.replace("\"America/New_York\", \"min_duration_min\"", "\"Europe/Berlinn\", \"min_duration_min\"")),
+            r#"calctl: weekly_rules[0].timezone: unknown zone "Europe/Berlinn""#,
+        ),
+    ] {
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert_eq!(stderr(&out).trim(), want);
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn slots_read_policies_reschedules_and_parties() {
+    let mut doc: Value = serde_json::from_str(SAMPLE).unwrap();
+    doc["query"]["to"] = "2026-03-03T00:00:00Z".into();
+    doc["events"][0]["role_code"] = "photographer".into();
+    doc["policies"] = serde_json::json!([{"user_id": "u_1", "role_code": "photographer", "timezone": "America/New_York",
+        "buffer_before_min": 30, "buffer_after_min": 0, "max_per_day": null, "max_per_week": null}]);
+    let starts = |d: &Value| {
+        let out = calctl(&["slots", "--input", "-"], Some(&d.to_string()));
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["slots"].as_array().unwrap().iter().map(|s| s["start"].as_str().unwrap()[11..16].to_owned()).collect::<Vec<_>>()
+    };
+    // 30 minutes before every booking of the role. ev_1 15:00–16:00Z
+    // widens to [14:30, 16:00); a slot [t, t+60) to [t−30, t+60). 14:00
+    // (ending at ev_1's start) would leave ev_1 no time before it; 16:00
+    // has none itself; the first after ev_1 is 16:30.
+    assert_eq!(starts(&doc)[..3], ["16:30", "17:00", "17:30"]);
+    doc["query"]["reschedule_event_id"] = "ev_1".into();
+    assert_eq!(starts(&doc)[..3], ["14:00", "14:30", "15:00"]);
+
+    // A second policy row for the pair names its own path.
+    let mut twice = doc.clone();
+    let p = twice["policies"][0].clone();
+    twice["policies"].as_array_mut().unwrap().push(p);
+    let out = calctl(&["slots", "--input", "-"], Some(&twice.to_string()));
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr(&out).trim(), "calctl: policies[1]: a second policy for user_id \"u_1\" and role_code \"photographer\"; the first is policies[0]");
+    let mut bad = doc.clone();
+    bad["policies"][0]["buffer_before_min"] = 2000.into();
+    let out = calctl(&["slots", "--input", "-"], Some(&bad.to_string()));
+    assert_eq!(stderr(&out).trim(), "calctl: policies[0].buffer_before_min: must be between 0 and 1440, got 2000");
+
+    // parties: one group naming u_1 alone; each slot carries "parties".
+    let mut party = doc;
+    party["query"]["parties"] = serde_json::json!([{"any_of": [{"user_id": "u_1", "role_code": "photographer"}]}]);
+    let out = calctl(&["slots", "--input", "-"], Some(&party.to_string()));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["slots"][0]["parties"], serde_json::json!([["u_1"]]));
+    assert_eq!(v["slots"][0]["start_local"], "2026-03-02T09:00:00-05:00");
+    assert!(v["free"].is_array());
+}

@@ -4,10 +4,8 @@
 
 use cal_core::holds::{HoldKind, HoldMode, HoldRequest, HoldRequestInput};
 use cal_core::text::{Id, Label, Note, UrlText};
-use cal_core::{
-    BookingParams, Combine, Exception, ExceptionKind, Instant, LocalTime, StepMinutes, WeekdayMask, WeeklyRule,
-    Zone,
-};
+use cal_core::availability::{ExceptionInput, WeeklyRuleInput};
+use cal_core::{Combine, Exception, ExceptionKind, Instant, StepMinutes, WeeklyRule};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -201,38 +199,41 @@ pub(crate) fn camel(snake: &str) -> String {
     out
 }
 
-pub(crate) fn weekly_rule(user_id: &str, r: RuleInputArgs) -> Result<WeeklyRule, ApiError> {
-    let params = BookingParams::new(r.min_duration_min, r.lead_time_hours, r.booking_window_days)
-        .map_err(|(field, e)| ApiError::validation(&format!("input.{}", camel(field)), e))?;
-    let time = |f: &str, t: &str| LocalTime::parse(t).map_err(|e| ApiError::validation(f, e));
-    Ok(WeeklyRule {
-        rule_id: r.rule_id.map(Id::into_string).unwrap_or_default(),
-        user_id: user_id.to_owned(),
-        role_code: r.role_code.into(),
-        weekday_mask: WeekdayMask::new(r.weekday_mask).map_err(|e| ApiError::validation("input.weekdayMask", e))?,
-        start_local: time("input.startLocal", &r.start_local)?,
-        end_local: time("input.endLocal", &r.end_local)?,
-        timezone: Zone::parse(&r.timezone).map_err(|e| ApiError::validation("input.timezone", e))?,
-        params,
-        active: r.active.unwrap_or(true),
-    })
+/// A value refused by its domain type, at its argument path (`input.weekdayMask`).
+fn refused(e: cal_core::availability::FieldError) -> ApiError {
+    ApiError::validation(&format!("input.{}", camel(e.field)), e.problem)
 }
 
-pub(crate) fn exception(user_id: &str, e: ExceptionInputArgs) -> Result<Exception, ApiError> {
-    let kind = e.kind;
-    let time = |f: &str, t: &str| LocalTime::parse(t).map_err(|e| ApiError::validation(f, e));
-    let start = e.start_local.as_deref().map(|s| time("input.startLocal", s)).transpose()?;
-    let end = e.end_local.as_deref().map(|t| time("input.endLocal", t)).transpose()?;
-    let times = cal_core::availability::exception_times(start, end)
-        .map_err(|(field, problem)| ApiError::validation(&format!("input.{}", camel(field)), problem))?;
-    Ok(Exception {
-        exc_id: e.exc_id.map(Id::into_string).unwrap_or_default(),
-        user_id: user_id.to_owned(),
-        date_local: cal_core::time::parse_date(&e.date_local).map_err(|err| ApiError::validation("input.dateLocal", err))?,
-        timezone: Zone::parse(&e.timezone).map_err(|err| ApiError::validation("input.timezone", err))?,
-        kind,
-        times,
+/// The rule input as cal-core's one rule check (`WeeklyRule::try_from`) reads it.
+pub(crate) fn weekly_rule(user_id: &str, r: RuleInputArgs) -> Result<WeeklyRule, ApiError> {
+    WeeklyRule::try_from(WeeklyRuleInput {
+        rule_id: r.rule_id.as_deref(),
+        user_id,
+        role_code: &r.role_code,
+        weekday_mask: r.weekday_mask,
+        start_local: &r.start_local,
+        end_local: &r.end_local,
+        timezone: &r.timezone,
+        min_duration_min: r.min_duration_min,
+        lead_time_hours: r.lead_time_hours,
+        booking_window_days: r.booking_window_days,
+        active: r.active,
     })
+    .map_err(refused)
+}
+
+/// The exception input as cal-core's one exception check (`Exception::try_from`) reads it.
+pub(crate) fn exception(user_id: &str, e: ExceptionInputArgs) -> Result<Exception, ApiError> {
+    Exception::try_from(ExceptionInput {
+        exc_id: e.exc_id.as_deref(),
+        user_id,
+        date_local: &e.date_local,
+        timezone: &e.timezone,
+        kind: e.kind,
+        start_local: e.start_local.as_deref(),
+        end_local: e.end_local.as_deref(),
+    })
+    .map_err(refused)
 }
 
 /// A hold request as the caller may make it: customers hold checkout or
