@@ -91,3 +91,57 @@ pub async fn slots(url: Option<&str>, args: &SlotsArgs, now: Instant, json_out: 
     Ok(())
 }
 
+
+/// Prints connections: JSON (no token, no secret), or one block each.
+fn print_connections(list: &[cal_store::sync::Connection], json_out: bool) {
+    if json_out {
+        println!("{}", json!(list));
+        return;
+    }
+    for c in list {
+        let last = c.last_sync_at.map_or("never".to_owned(), |t| t.rfc3339());
+        println!("{}  {}  {}  {}  last sync {last}", c.connection_id, c.service.as_str(), c.account, c.status.as_str());
+        if let Some(e) = &c.last_error {
+            println!("  last error: {e}");
+        }
+        for k in &c.calendars {
+            let uses = [(k.blocks, "blocks"), (k.receives_bookings, "receives bookings")]
+                .iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, w)| *w)
+                .collect::<Vec<_>>()
+                .join(", ");
+            let watch = k.watch_expires_at.map_or("no watch".to_owned(), |t| format!("watch until {}", t.rfc3339()));
+            println!("  {} ({}): {}; {watch}", k.calendar_id, k.name, if uses.is_empty() { "unused" } else { &uses });
+        }
+    }
+}
+
+/// `calctl sync list --user U`.
+pub async fn sync_list(url: Option<&str>, user: &str, json_out: bool) -> Result<(), CliError> {
+    let db = connect(url).await?;
+    print_connections(&cal_store::sync::list_connections(&db, user).await?, json_out);
+    Ok(())
+}
+
+/// `calctl sync show CONNECTION_ID`.
+pub async fn sync_show(url: Option<&str>, connection_id: &str, json_out: bool) -> Result<(), CliError> {
+    let db = connect(url).await?;
+    print_connections(&[cal_store::sync::get_connection(&db, connection_id).await?], json_out);
+    Ok(())
+}
+
+/// `calctl sync resync CONNECTION_ID`: its blocking calendars' tokens are
+/// forgotten and their pulls due now; the renewer queues them.
+pub async fn sync_resync(url: Option<&str>, connection_id: &str, json_out: bool) -> Result<(), CliError> {
+    let db = connect(url).await?;
+    let c = cal_store::sync::get_connection(&db, connection_id).await?;
+    let due = cal_store::sync::request_resync(&db, &c.user_id, connection_id).await?;
+    let ids: Vec<&str> = due.iter().map(|r| r.calendar_id.as_str()).collect();
+    if json_out {
+        println!("{}", json!({"connection_id": connection_id, "resync": ids}));
+    } else {
+        println!("{connection_id}: a full read of {} calendar(s) is due now: {}", ids.len(), ids.join(", "));
+    }
+    Ok(())
+}

@@ -66,6 +66,32 @@ enum Command {
     /// iCalendar files, read the way the ICS poller reads them.
     #[command(subcommand)]
     Ics(IcsCommand),
+    /// Two-way sync connections (Google, Microsoft 365): list, inspect, resync.
+    #[command(subcommand)]
+    Sync(SyncCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum SyncCommand {
+    /// A provider's connections with their status, calendars and last errors.
+    List(SyncListArgs),
+    /// One connection with its calendars.
+    Show(SyncConnectionArgs),
+    /// Make a full read of the connection's blocking calendars due now (the renewer queues it).
+    Resync(SyncConnectionArgs),
+}
+
+#[derive(Args, Debug)]
+struct SyncListArgs {
+    /// The provider.
+    #[arg(long)]
+    user: String,
+}
+
+#[derive(Args, Debug)]
+struct SyncConnectionArgs {
+    /// The connection (`con_…`).
+    connection_id: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -399,6 +425,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
             Command::Event(EventCommand::Ics(args)) => {
                 booking::event_ics(url, &args.event_id, now(args.clock.now.as_deref())?, json_out).await
             }
+            Command::Sync(SyncCommand::List(args)) => db::sync_list(url, &args.user, json_out).await,
+            Command::Sync(SyncCommand::Show(args)) => db::sync_show(url, &args.connection_id, json_out).await,
+            Command::Sync(SyncCommand::Resync(args)) => db::sync_resync(url, &args.connection_id, json_out).await,
             Command::Ics(_) | Command::Explain(_) => unreachable!("handled before the runtime starts"),
         }
     })

@@ -63,3 +63,24 @@ fn without_a_database_url_the_error_says_how_to_give_one() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL"));
 }
+
+#[tokio::test]
+async fn sync_connections_are_listed_shown_and_resynced_without_a_secret() {
+    let db = TestDb::empty().await;
+    let url = db.url();
+    ok(&calctl(&url, &["migrate"]));
+    ok(&calctl(&url, &["seed-demo"]));
+    let id = cal_store::demo::sample::CONNECTION;
+    let list: Value = serde_json::from_str(&ok(&calctl(&url, &["sync", "list", "--user", "demo_provider", "--json"]))).unwrap();
+    assert_eq!(list[0]["connection_id"], id);
+    assert_eq!((list[0]["service"].as_str(), list[0]["status"].as_str()), (Some("google"), Some("connected")));
+    assert!(!list.to_string().contains("token") && !list.to_string().contains("not a token"), "{list}");
+    let text = ok(&calctl(&url, &["sync", "show", id]));
+    assert!(text.starts_with(&format!("{id}  google  demo.provider@example.com  connected")), "{text}");
+    assert!(text.contains("blocks; no watch"), "{text}");
+    let resync: Value = serde_json::from_str(&ok(&calctl(&url, &["sync", "resync", id, "--json"]))).unwrap();
+    assert_eq!(resync["resync"], serde_json::json!([cal_store::demo::sample::SYNC_CALENDAR]));
+    let missing = calctl(&url, &["sync", "show", "con_nope"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("con_nope"));
+}

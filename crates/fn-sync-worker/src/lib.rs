@@ -308,7 +308,7 @@ impl<G: CalendarService, M: CalendarService, V: TokenVault, Q: JobQueue> Deps<G,
         };
         tracing::warn!(connection_id, calendar_id, error = %e, "sync failed; last good busy time kept");
         if kind == FailureKind::Reauth {
-            cal_aws::emit_metric("fn-sync-worker", "SyncReauthRequired", 1);
+            cal_aws::emit_metric(&cal_aws::metrics::function_name("fn-sync-worker"), "SyncReauthRequired", 1);
         }
         sync::record_pull_failure(&mut self.db().await?, connection_id, calendar_id, kind, &e.to_string(), retry_at).await?;
         Ok(())
@@ -374,7 +374,7 @@ impl<G: CalendarService, M: CalendarService, V: TokenVault, Q: JobQueue> Deps<G,
             Err(e) => {
                 tracing::error!(event_id, connection_id, error = %e, "booking push failed for good; parked");
                 sync::record_push_failure(&**db, event_id, connection_id, calendar_id, &e.to_string(), true).await?;
-                cal_aws::emit_metric("fn-sync-worker", "SyncWriteParked", 1);
+                cal_aws::emit_metric(&cal_aws::metrics::function_name("fn-sync-worker"), "SyncWriteParked", 1);
                 Ok(())
             }
         }
