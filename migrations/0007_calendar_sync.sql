@@ -47,10 +47,6 @@ create table cal.sync_calendar (
   watch_expires_at timestamptz,
   watch_secret_hash bytea check (octet_length(watch_secret_hash) = 32),
   last_sync_at timestamptz,
-  -- The last full read: a full read also moves the window a service's
-  -- token was made for (Graph's delta keeps the start/end of the read that
-  -- began it), so one is made daily.
-  full_sync_at timestamptz,
   last_error text,
   next_sync_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),

@@ -48,21 +48,11 @@ pub struct Settings {
     /// Deliveries of one push after which a retryable failure is parked
     /// (`SYNC_MAX_PUSH_ATTEMPTS`, 5, as the queue's redrive policy).
     pub max_push_attempts: i64,
-    /// Seconds after which a pull reads the calendar in full again
-    /// (`SYNC_FULL_EVERY_SECS`, a day).
-    pub full_every_secs: i64,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings {
-            periodic_secs: 900,
-            watch_secs: 6 * 86_400,
-            past_days: 1,
-            max_inline_wait_secs: 10,
-            max_push_attempts: 5,
-            full_every_secs: 86_400,
-        }
+        Settings { periodic_secs: 900, watch_secs: 6 * 86_400, past_days: 1, max_inline_wait_secs: 10, max_push_attempts: 5 }
     }
 }
 
@@ -76,7 +66,6 @@ impl Settings {
             past_days: env.in_range("SYNC_PAST_DAYS", d.past_days, 0..=31)?,
             max_inline_wait_secs: env.in_range("SYNC_MAX_INLINE_WAIT_SECS", d.max_inline_wait_secs as i64, 0..=60)? as u64,
             max_push_attempts: env.in_range("SYNC_MAX_PUSH_ATTEMPTS", d.max_push_attempts, 1..=100)?,
-            full_every_secs: env.in_range("SYNC_FULL_EVERY_SECS", d.full_every_secs, 3_600..=7 * 86_400)?,
         })
     }
 }
@@ -275,10 +264,7 @@ impl<G: CalendarService, M: CalendarService, V: TokenVault, Q: JobQueue> Deps<G,
         }
         let now = self.now();
         let horizon = (now.plus_secs(-self.settings.past_days * 86_400), now.plus_secs(i64::from(state.horizon_days) * 86_400));
-        // A daily full read moves the window a token was made for (Graph's
-        // delta keeps the window of the read that began it).
-        let stale = state.full_sync_at.is_none_or(|t| t.plus_secs(self.settings.full_every_secs) <= now);
-        let token = if full || stale { None } else { state.sync_token.as_deref() };
+        let token = if full { None } else { state.sync_token.as_deref() };
         let read = with_service!(self.services, grant.connection.service, |s| {
             self.authorized(s, &grant, |access| async move { engine::sync_calendar(s, &access, calendar_id, token, horizon).await })
                 .await

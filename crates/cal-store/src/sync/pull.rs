@@ -28,8 +28,6 @@ pub struct PullState {
     pub zone: Zone,
     /// How far ahead bookings can be made, days (the horizon of a full read).
     pub horizon_days: i32,
-    /// The last full read (`None`: never).
-    pub full_sync_at: Option<Instant>,
 }
 
 /// The provider's zone and booking horizon, read as the ICS poller reads
@@ -38,7 +36,7 @@ const PROVIDER_ZONE_SQL: &str = "select
      (select r.timezone from cal.weekly_rule r where r.user_id = k.user_id and r.active
        order by r.created_at, r.rule_id limit 1) as provider_zone,
      (select max(r.booking_window_days) from cal.weekly_rule r where r.user_id = k.user_id and r.active) as horizon_days,
-     k.user_id, k.blocks, k.sync_token, k.full_sync_at
+     k.user_id, k.blocks, k.sync_token
    from cal.sync_calendar k where k.connection_id = $1 and k.calendar_id = $2";
 
 /// A calendar's sync state.
@@ -51,7 +49,6 @@ pub async fn pull_state(db: &impl Executor, connection_id: &str, calendar_id: &s
         user_id: row.try_get("user_id")?,
         blocks: row.try_get("blocks")?,
         sync_token: row.try_get("sync_token")?,
-        full_sync_at: row.try_get::<_, Option<DateTime<Utc>>>("full_sync_at")?.map(Instant::from_chrono),
     })
 }
 
@@ -230,10 +227,9 @@ pub async fn apply_pull(
         }
     }
     tx.execute(
-        "update cal.sync_calendar set sync_token = $3, last_sync_at = now(), last_error = null, next_sync_at = $4, updated_at = now(),
-                full_sync_at = case when $5 then now() else full_sync_at end
+        "update cal.sync_calendar set sync_token = $3, last_sync_at = now(), last_error = null, next_sync_at = $4, updated_at = now()
           where connection_id = $1 and calendar_id = $2",
-        &[&connection_id, &calendar_id, &pulled.token, &next_sync_at.to_chrono(), &pulled.full],
+        &[&connection_id, &calendar_id, &pulled.token, &next_sync_at.to_chrono()],
     )
     .await?;
     let was: Option<String> = tx
