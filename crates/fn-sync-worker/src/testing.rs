@@ -7,27 +7,75 @@
 //!
 //! The token vault here is an in-memory stand-in bound to the connection
 //! id like the KMS one (which cal-aws tests against moto).
-
-#![allow(dead_code)] // each test binary uses a different part
+//!
+//! Compiled only with the `testing` feature: this crate's tests, its bench
+//! and the `sync_demo` example share it (a dev-dependency of the crate on
+//! itself turns the feature on). The Lambda binary never has it, nor the
+//! protocol fakes it needs.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use aws_lambda_events::http::{HeaderMap, HeaderName, HeaderValue};
 use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest;
-use cal_core::time::{Instant, Interval};
+use cal_core::feasibility::{SlotQuery, SlotRange, StepMinutes};
+use cal_core::holds::{HoldKind, HoldMode, HoldRequest, HoldRequestInput};
+use cal_core::time::{Instant, Interval, Zone};
+use cal_store::EventRecord;
 use cal_store::testing::TestDb;
-use cal_store::testing::fixture::{PROVIDER, rule};
+use cal_store::testing::fixture::{CUSTOMER, PROVIDER, ROLE, ZONE, rule};
 use cal_sync::google::{Google, SCOPES};
 use cal_sync::jobs::{JobQueue, QueueError, Sealed, SyncJob, TokenVault, VaultError};
 use cal_sync::microsoft::Graph;
 use cal_sync::oauth::{self, StateKey};
 use cal_sync::{ClientCredentials, Endpoints, Secret, ServiceKind, Services};
-use fn_sync_worker::{Deps, ReceiverUrls, Settings};
+use chrono::{Datelike, NaiveDate, Weekday};
 use sha2::{Digest, Sha256};
 use sync_fakes::google::FakeGoogle;
 use sync_fakes::microsoft::FakeGraph;
 use sync_fakes::{FakeResponse, FakeServer};
+
+use crate::{Deps, ReceiverUrls, Settings};
+
+/// The provider's zone (the fixture's, `Europe/Berlin`).
+pub fn zone() -> Zone {
+    Zone::parse(ZONE).expect("the fixture's zone")
+}
+
+/// The Monday of the week after next in the provider's zone, seen from
+/// `now`: lead time and booking window are no concern there.
+pub fn monday(now: Instant) -> NaiveDate {
+    let mut d = zone().date_at(now) + chrono::Duration::days(8);
+    while d.weekday() != Weekday::Mon {
+        d = d.succ_opt().expect("a date in range");
+    }
+    d
+}
+
+/// `[h1, h2)` on `day`, in the provider's local hours.
+pub fn span(day: NaiveDate, h1: u32, h2: u32) -> Interval {
+    let t = |h: u32| zone().point(day.and_hms_opt(h, 0, 0).expect("an hour of the day"));
+    Interval::new(t(h1), t(h2)).expect("h1 < h2")
+}
+
+/// An Instant Book hold of the fixture's customer over `iv` (hourly steps);
+/// `event_id` for a reschedule.
+pub fn hold_request(kind: HoldKind, iv: Interval, event_id: Option<&str>, key: &str) -> HoldRequest {
+    HoldRequest::new(HoldRequestInput {
+        user_id: PROVIDER.into(),
+        role_code: ROLE.into(),
+        customer_id: Some(CUSTOMER.into()),
+        start: iv.start(),
+        end: iv.end(),
+        kind: Some(kind),
+        mode: Some(HoldMode::Instant),
+        event_id: event_id.map(Into::into),
+        ttl_min: None,
+        step_min: Some(60),
+        idempotency_key: key.into(),
+    })
+    .expect("a valid hold request")
+}
 
 /// The sync queue's stand-in: jobs in order, shared by every sender.
 #[derive(Clone, Default)]
@@ -41,10 +89,6 @@ impl MemoryQueue {
     /// Queues a job as a sender would (e.g. the bus's push rule).
     pub fn push(&self, job: SyncJob) {
         self.0.lock().unwrap().push_back(job);
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.lock().unwrap().len()
     }
 }
 
@@ -233,6 +277,29 @@ impl Rig {
         let event = serde_json::json!({"id": "tick", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
         let out = fn_sync_renewer::renew(&self.worker.pool, &self.queue, &config, self.clock.now(), event).await.unwrap();
         (out["watches"].as_u64().unwrap() + out["pulls"].as_u64().unwrap()) as usize
+    }
+
+    /// The starts of the provider's bookable hourly slots on `day`
+    /// (`bookableSlots`, as the API reads them).
+    pub async fn slot_starts(&self, day: NaiveDate) -> Vec<Instant> {
+        let range = span(day, 0, 23);
+        let query = SlotQuery {
+            user_id: PROVIDER.into(),
+            role_code: ROLE.into(),
+            range: SlotRange::new(range.start(), range.end(), Some(60), StepMinutes::new(60).expect("60")).expect("a day"),
+        };
+        let slots = cal_store::slots(&self.db.client, &query, self.clock.now()).await.expect("slots");
+        slots.slots.iter().map(|s| s.start).collect()
+    }
+
+    /// Books `iv` (hold, then confirm) and queues the push the bus's rule
+    /// would deliver for the confirmation.
+    pub async fn book(&mut self, iv: Interval, key: &str) -> EventRecord {
+        let now = self.clock.now();
+        let hold = cal_store::create_hold(&self.db.client, &hold_request(HoldKind::Checkout, iv, None, key), now).await.expect("a hold");
+        let event = cal_store::confirm_hold(&mut self.db.client, &hold.hold_id, now).await.expect("confirmed");
+        self.queue.push(SyncJob::Push { event_id: event.event_id.clone() });
+        event
     }
 
     /// The provider's synced busy intervals, sorted.
