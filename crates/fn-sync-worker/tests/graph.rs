@@ -391,3 +391,17 @@ async fn a_forged_client_state_changes_nothing() {
     assert_eq!(rig.graph.subscriptions()[0].id, sub.id);
     assert_eq!(stored_watch(&rig).await.0, sub.id);
 }
+
+#[tokio::test]
+async fn an_event_beyond_the_first_reads_window_is_seen_once_the_booking_window_reaches_it() {
+    let (rig, _, cal, _) = graph_rig().await;
+    // A delta link keeps the window of the read that started it (now to
+    // now + 60 days, the booking window, at connect time). A month later
+    // the booking window reaches 30 days past that window's end.
+    rig.clock.advance_secs(30 * 86_400);
+    let late = span(monday(rig.clock.now()) + Duration::days(42), 10, 11);
+    assert!(late.start() < rig.clock.now().plus_secs(60 * 86_400));
+    rig.graph.add_event(&cal, timed(late));
+    rig.settle().await;
+    assert_eq!(rig.synced_busy().await, [late]);
+}
