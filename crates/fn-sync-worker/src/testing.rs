@@ -15,9 +15,11 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use aws_lambda_events::http::{HeaderMap, HeaderName, HeaderValue};
 use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest;
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use cal_core::feasibility::{SlotQuery, SlotRange, StepMinutes};
 use cal_core::holds::{HoldKind, HoldMode, HoldRequest, HoldRequestInput};
 use cal_core::time::{Instant, Interval, Zone};
@@ -77,25 +79,124 @@ pub fn hold_request(kind: HoldKind, iv: Interval, event_id: Option<&str>, key: &
     .expect("a valid hold request")
 }
 
-/// The sync queue's stand-in: jobs in order, shared by every sender.
+/// The sync queue's stand-in: jobs in order, shared by every sender. A
+/// test drains it and runs the jobs itself ([`Rig::settle`]), or a
+/// [`Poller`] long-polls it as Lambda's SQS event source does.
 #[derive(Clone, Default)]
-pub struct MemoryQueue(Arc<Mutex<VecDeque<SyncJob>>>);
+pub struct MemoryQueue(Arc<QueueInner>);
+
+#[derive(Default)]
+struct QueueInner {
+    /// Each job with how often it was handed out before.
+    jobs: Mutex<VecDeque<(SyncJob, i64)>>,
+    /// Every job ever queued, in order (what the demo shows).
+    sent: Mutex<Vec<SyncJob>>,
+    /// Woken by every send: a receiver waiting for the next job.
+    ready: tokio::sync::Notify,
+}
 
 impl MemoryQueue {
     pub fn drain(&self) -> Vec<SyncJob> {
-        self.0.lock().unwrap().drain(..).collect()
+        self.0.jobs.lock().unwrap().drain(..).map(|(job, _)| job).collect()
     }
 
     /// Queues a job as a sender would (e.g. the bus's push rule).
     pub fn push(&self, job: SyncJob) {
-        self.0.lock().unwrap().push_back(job);
+        self.again(job, 0);
+    }
+
+    fn again(&self, job: SyncJob, deliveries: i64) {
+        self.0.sent.lock().unwrap().push(job.clone());
+        self.0.jobs.lock().unwrap().push_back((job, deliveries));
+        self.0.ready.notify_one();
+    }
+
+    /// Every job queued so far, run or not.
+    pub fn sent(&self) -> Vec<SyncJob> {
+        self.0.sent.lock().unwrap().clone()
+    }
+
+    /// Up to `max` jobs with their receive counts, waiting at most `wait`
+    /// for the first (SQS long polling); none when the wait ran out.
+    pub async fn receive(&self, max: usize, wait: Duration) -> Vec<(SyncJob, i64)> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            {
+                let mut jobs = self.0.jobs.lock().unwrap();
+                if !jobs.is_empty() {
+                    let n = max.min(jobs.len());
+                    return jobs.drain(..n).map(|(job, before)| (job, before + 1)).collect();
+                }
+            }
+            // A send between the check and here left a permit: no lost wake-up.
+            if tokio::time::timeout_at(deadline, self.0.ready.notified()).await.is_err() {
+                return Vec::new();
+            }
+        }
     }
 }
 
 impl JobQueue for MemoryQueue {
     async fn send(&self, job: &SyncJob) -> Result<(), QueueError> {
-        self.0.lock().unwrap().push_back(job.clone());
+        self.push(job.clone());
         Ok(())
+    }
+}
+
+/// A worker fed by the queue as Lambda's SQS event source feeds one: long
+/// polls, batches of up to ten jobs, one call of [`Deps::handle`] per batch
+/// (the jobs as SQS records, JSON bodies and receive counts). A job the
+/// handler reports failed comes back after a second (the visibility
+/// timeout's stand-in), at most five deliveries in all (the redrive
+/// policy). Stops when dropped.
+pub struct Poller {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// SQS's most messages per receive, and Lambda's default batch size.
+const BATCH: usize = 10;
+const MAX_DELIVERIES: i64 = 5;
+
+impl Poller {
+    pub fn start(worker: Arc<Worker>, queue: MemoryQueue) -> Poller {
+        let task = tokio::spawn(async move {
+            let mut seq = 0u64;
+            loop {
+                let jobs = queue.receive(BATCH, Duration::from_secs(20)).await;
+                if jobs.is_empty() {
+                    continue;
+                }
+                let mut event = SqsEvent::default();
+                for (job, deliveries) in &jobs {
+                    seq += 1;
+                    let mut record = SqsMessage::default();
+                    record.message_id = Some(seq.to_string());
+                    record.body = Some(serde_json::to_string(job).expect("a job is JSON"));
+                    record.attributes.insert("ApproximateReceiveCount".into(), deliveries.to_string());
+                    event.records.push(record);
+                }
+                let first = seq + 1 - jobs.len() as u64;
+                let answer = worker.handle(event).await;
+                for failure in answer.batch_item_failures {
+                    let Some(i) = failure.item_identifier.parse::<u64>().ok().and_then(|id| id.checked_sub(first)) else { continue };
+                    let Some((job, deliveries)) = jobs.get(i as usize).cloned() else { continue };
+                    if deliveries < MAX_DELIVERIES {
+                        let queue = queue.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            queue.again(job, deliveries);
+                        });
+                    }
+                }
+            }
+        });
+        Poller { task }
     }
 }
 
@@ -183,7 +284,7 @@ pub struct Rig {
     pub graph: FakeGraph,
     pub queue: MemoryQueue,
     pub clock: Clock,
-    pub worker: Worker,
+    pub worker: Arc<Worker>,
     pub google_receiver: FakeServer,
     pub graph_receiver: FakeServer,
     pub state_key: StateKey,
@@ -225,7 +326,7 @@ impl Rig {
         let services = Services { google: google_client(&google), graph: graph_client(&graph) };
         let settings = Settings { max_inline_wait_secs: 2, ..Settings::default() };
         let tick = clock.clone();
-        let worker = Deps::new(pool, services, MemoryVault, queue.clone(), receivers, settings, Arc::new(move || tick.now()));
+        let worker = Arc::new(Deps::new(pool, services, MemoryVault, queue.clone(), receivers, settings, Arc::new(move || tick.now())));
         let state_key = StateKey::new(vec![42u8; 32]).unwrap();
         Rig { db, google, graph, queue, clock, worker, google_receiver, graph_receiver, state_key }
     }
@@ -269,6 +370,12 @@ impl Rig {
             }
         }
         panic!("jobs still queued after 20 rounds: {:?}", self.queue.drain());
+    }
+
+    /// Runs the worker on the queue from now on, as Lambda would
+    /// ([`Poller`]); [`Rig::settle`] must not run while it does.
+    pub fn poll(&self) -> Poller {
+        Poller::start(self.worker.clone(), self.queue.clone())
     }
 
     /// What the renewer queues at the clock's now; returns the count.
