@@ -18,10 +18,11 @@ SAM := $(VENV)/bin/sam
 # The demo shows the week after next Monday, local to the demo provider.
 DEMO_TZ := Europe/Berlin
 
-.PHONY: help demo test e2e invoke bench build deploy lint lint-infra tools
+.PHONY: help demo sync-demo test e2e invoke bench build deploy lint lint-infra tools
 
 help:
 	@echo "make demo        throwaway Postgres, migrate, seed, print a provider's week"
+	echo "make sync-demo   throwaway Postgres, fake Google Calendar on 127.0.0.1: connect, a remote event blocks a slot, a booking lands in Google"
 	echo "make test        every test (a throwaway Postgres unless DATABASE_URL is set) + lint-infra + e2e"
 	echo "make e2e         GraphQL end to end: AppSync simulator -> fn-api (cargo lambda watch) -> Postgres"
 	echo "make invoke FN=fn-api EVENT=events/appsync/x.json   one local invocation on the seeded demo data"
@@ -53,6 +54,17 @@ demo: tools
 	calctl seed-demo
 	echo "demo: slots of demo_provider (photographer), week of $$monday in $(DEMO_TZ): $$from .. $$to"
 	calctl slots --user demo_provider --role photographer --from "$$from" --to "$$to"
+
+# Two-way sync on one machine: a fake Google Calendar and our receiver on
+# 127.0.0.1, the worker polling an in-memory queue, a throwaway Postgres.
+sync-demo: tools
+	@dir=$$(mktemp -d -t cal-sync-demo-pg.XXXXXX)
+	trap 'scripts/pg.sh stop "$$dir"' EXIT
+	trap 'exit 130' INT TERM
+	eval "$$(scripts/pg.sh start "$$dir")"
+	echo "sync-demo: throwaway PostgreSQL at $$DATABASE_URL; building the demo (debug, first time a few minutes)"
+	$(CARGO) build -p fn-sync-worker --example sync_demo
+	$(CARGO) run --quiet -p fn-sync-worker --example sync_demo
 
 # The exit code is the tests': every suite runs even when an earlier one fails.
 test: tools lint-infra lint-asl
