@@ -26,7 +26,7 @@ help:
 	echo "make test        every test (a throwaway Postgres unless DATABASE_URL is set) + lint-infra + e2e"
 	echo "make e2e         GraphQL end to end: AppSync simulator -> fn-api (cargo lambda watch) -> Postgres"
 	echo "make invoke FN=fn-api EVENT=events/appsync/x.json   one local invocation on the seeded demo data"
-	echo "make bench       feasibility (criterion), the 10,000-event feed vs Python icalendar, AWS cache/relay on moto, Lambda latency + cold start"
+	echo "make bench       feasibility (criterion), the 10,000-event feed vs Python icalendar, AWS cache/relay on moto, two-way sync latency, Lambda latency + cold start"
 	echo "make build       sam build: every function for arm64, with zip sizes"
 	echo "make deploy      sam deploy --guided (after make build)"
 	echo "make lint        clippy, warnings are errors"
@@ -136,6 +136,10 @@ bench: tools
 	# Holds: throughput next to single-row INSERTs, and a 200-way race on one
 	# slot (the throwaway server allows 300 connections).
 	$(CARGO) bench -p cal-store --bench booking
+	# Two-way sync, Google and Graph fakes: a remote change to bookable slots
+	# and a booking to the remote calendar, through the receivers over HTTP,
+	# a queue stand-in and the worker polling it (p50/p95; p95 <= 5 s).
+	$(CARGO) bench -p fn-sync-worker --bench sync
 	# The AWS adapters against moto and PostgreSQL: slots from the DynamoDB cache
 	# vs the engine, and outbox relay events/s onto an EventBridge bus. A
 	# subshell: its own trap must not replace the Postgres one.
