@@ -18,14 +18,15 @@ SAM := $(VENV)/bin/sam
 # The demo shows the week after next Monday, local to the demo provider.
 DEMO_TZ := Europe/Berlin
 
-.PHONY: help demo test e2e invoke bench build deploy lint lint-infra tools
+.PHONY: help demo sync-demo test e2e invoke bench build deploy lint lint-infra tools
 
 help:
 	@echo "make demo        throwaway Postgres, migrate, seed, print a provider's week"
+	echo "make sync-demo   throwaway Postgres, fake Google Calendar on 127.0.0.1: connect, a remote event blocks a slot, a booking lands in Google"
 	echo "make test        every test (a throwaway Postgres unless DATABASE_URL is set) + lint-infra + e2e"
 	echo "make e2e         GraphQL end to end: AppSync simulator -> fn-api (cargo lambda watch) -> Postgres"
 	echo "make invoke FN=fn-api EVENT=events/appsync/x.json   one local invocation on the seeded demo data"
-	echo "make bench       feasibility (criterion), the 10,000-event feed vs Python icalendar, AWS cache/relay on moto, Lambda latency + cold start"
+	echo "make bench       feasibility (criterion), the 10,000-event feed vs Python icalendar, AWS cache/relay on moto, two-way sync latency, Lambda latency + cold start"
 	echo "make build       sam build: every function for arm64, with zip sizes"
 	echo "make deploy      sam deploy --guided (after make build)"
 	echo "make lint        clippy, warnings are errors"
@@ -53,6 +54,17 @@ demo: tools
 	calctl seed-demo
 	echo "demo: slots of demo_provider (photographer), week of $$monday in $(DEMO_TZ): $$from .. $$to"
 	calctl slots --user demo_provider --role photographer --from "$$from" --to "$$to"
+
+# Two-way sync on one machine: a fake Google Calendar and our receiver on
+# 127.0.0.1, the worker polling an in-memory queue, a throwaway Postgres.
+sync-demo: tools
+	@dir=$$(mktemp -d -t cal-sync-demo-pg.XXXXXX)
+	trap 'scripts/pg.sh stop "$$dir"' EXIT
+	trap 'exit 130' INT TERM
+	eval "$$(scripts/pg.sh start "$$dir")"
+	echo "sync-demo: throwaway PostgreSQL at $$DATABASE_URL; building the demo (debug, first time a few minutes)"
+	$(CARGO) build -p fn-sync-worker --example sync_demo
+	$(CARGO) run --quiet -p fn-sync-worker --example sync_demo
 
 # The exit code is the tests': every suite runs even when an earlier one fails.
 test: tools lint-infra lint-asl
@@ -124,6 +136,10 @@ bench: tools
 	# Holds: throughput next to single-row INSERTs, and a 200-way race on one
 	# slot (the throwaway server allows 300 connections).
 	$(CARGO) bench -p cal-store --bench booking
+	# Two-way sync, Google and Graph fakes: a remote change to bookable slots
+	# and a booking to the remote calendar, through the receivers over HTTP,
+	# a queue stand-in and the worker polling it (p50/p95; p95 <= 5 s).
+	$(CARGO) bench -p fn-sync-worker --bench sync
 	# The AWS adapters against moto and PostgreSQL: slots from the DynamoDB cache
 	# vs the engine, and outbox relay events/s onto an EventBridge bus. A
 	# subshell: its own trap must not replace the Postgres one.

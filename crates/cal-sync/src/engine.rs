@@ -24,7 +24,8 @@ pub struct SyncRun {
 }
 
 /// Reads a calendar from `token` (or in full over `horizon` when there is
-/// none, or when the service says the token is gone), following every page.
+/// none, when it does not reach the horizon's end, or when the service says
+/// it is gone), following every page.
 /// Nothing is applied until the whole read succeeded: a failure halfway
 /// leaves the last good data (§11).
 pub async fn sync_calendar<S: CalendarService>(
@@ -36,11 +37,14 @@ pub async fn sync_calendar<S: CalendarService>(
 ) -> Result<SyncRun, SyncError> {
     let full = Cursor::Full { from: horizon.0, to: horizon.1 };
     match token {
-        Some(t) => match read_all(service, access, calendar_id, Cursor::Token(t.to_owned()), false).await {
-            Err(SyncError::Gone) => read_all(service, access, calendar_id, full, true).await,
-            other => other,
-        },
-        None => read_all(service, access, calendar_id, full, true).await,
+        Some(t) if service.token_reaches(t, horizon.1) => {
+            match read_all(service, access, calendar_id, Cursor::Token(t.to_owned()), false).await {
+                Err(SyncError::Gone) => read_all(service, access, calendar_id, full, true).await,
+                other => other,
+            }
+        }
+        // No token, or one whose window the horizon outgrew.
+        _ => read_all(service, access, calendar_id, full, true).await,
     }
 }
 

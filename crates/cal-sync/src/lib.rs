@@ -337,6 +337,16 @@ pub trait CalendarService: Send + Sync {
     fn sync_page(&self, access: &Secret, calendar_id: &str, cursor: &Cursor)
     -> impl Future<Output = Result<SyncPage, SyncError>> + Send;
 
+    /// Whether an increment from `token` still sees every item that starts
+    /// before `until` (the booking horizon's end). Google's sync tokens are
+    /// not windowed; a Graph delta link keeps the window of the full read
+    /// that started it, and when the horizon outgrows it the engine reads
+    /// in full again.
+    fn token_reaches(&self, token: &str, until: Instant) -> bool {
+        let _ = (token, until);
+        true
+    }
+
     /// Creates or updates our booking: with `remote_id` an update of that
     /// item, else an idempotent create (a retry never makes a second item).
     /// Returns the item's id.

@@ -10,7 +10,9 @@
 //! * Reading: `calendarView/delta` of one calendar over the booking horizon,
 //!   asking for UTC (`Prefer: outlook.timezone="UTC"`) and small pages. The
 //!   items are single instances: the service expands series, moves and
-//!   cancels their occurrences itself.
+//!   cancels their occurrences itself. A delta link keeps its full read's
+//!   window, so that window reaches [`WINDOW_SLACK_DAYS`] past the horizon
+//!   and the links carry its end ([`CalendarService::token_reaches`]).
 //! * Our items: written with a single-value extended property holding our
 //!   event id ([`EVENT_ID_PROPERTY`]) and a `transactionId` made from it
 //!   ([`transaction_id`]). Delta cannot `$expand` extended properties, but
@@ -51,6 +53,29 @@ pub const TRANSACTION_PREFIX: &str = "calsync:";
 /// The longest subscription Graph grants on Outlook events (without
 /// resource data): 10,080 minutes, under 7 days.
 pub const MAX_SUBSCRIPTION_MINUTES: i64 = 10_080;
+
+/// How far past the booking horizon a full read looks, days. A delta link
+/// keeps the window of the read that started it (`calendarView/delta` needs
+/// an end), so the calendar is read in full again once the horizon passes
+/// that window's end: about once a week, not at every pull.
+pub const WINDOW_SLACK_DAYS: i64 = 7;
+
+/// Where the window of a read ends (unix seconds), carried on its next and
+/// delta links as a URL fragment: kept with the stored link, never sent.
+const UNTIL_MARK: &str = "calsync-until=";
+
+/// `link` with the end of its read's window, if known.
+fn with_until(link: String, until: Option<i64>) -> String {
+    match until {
+        Some(t) => format!("{link}#{UNTIL_MARK}{t}"),
+        None => link,
+    }
+}
+
+/// The end of the window a link's read covers, if it carries one.
+fn until_of(link: &str) -> Option<i64> {
+    link.rsplit_once('#')?.1.strip_prefix(UNTIL_MARK)?.parse().ok()
+}
 
 /// Asked-for page size of a delta read (`Prefer: odata.maxpagesize`).
 pub const PAGE_SIZE: u32 = 50;
@@ -409,14 +434,16 @@ impl CalendarService for Graph {
     }
 
     async fn sync_page(&self, access: &Secret, calendar_id: &str, cursor: &Cursor) -> Result<SyncPage, SyncError> {
-        let url = match cursor {
+        let (mut url, until) = match cursor {
             Cursor::Full { from, to } => {
+                let to = to.plus_secs(WINDOW_SLACK_DAYS * 86_400);
                 let mut url = self.api_url(&["me", "calendars", calendar_id, "calendarView", "delta"]);
                 url.query_pairs_mut().append_pair("startDateTime", &from.rfc3339()).append_pair("endDateTime", &to.rfc3339());
-                url
+                (url, Some(to.unix()))
             }
-            Cursor::Token(link) | Cursor::Page(link) => self.link(link)?,
+            Cursor::Token(link) | Cursor::Page(link) => (self.link(link)?, until_of(link)),
         };
+        url.set_fragment(None);
         let prefer = format!("outlook.timezone=\"UTC\", odata.maxpagesize={}", self.page_size);
         let page = self.call(access, self.http.get(url).header("Prefer", prefer)).await?;
         let mut items = Vec::new();
@@ -430,13 +457,19 @@ impl CalendarService for Graph {
         }
         let link = |k: &str| page.get(k).and_then(Value::as_str).map(str::to_owned);
         let next = match (link("@odata.nextLink"), link("@odata.deltaLink")) {
-            (Some(next), _) => NextPage::More(next),
-            (None, Some(delta)) => NextPage::Done(delta),
+            (Some(next), _) => NextPage::More(with_until(next, until)),
+            (None, Some(delta)) => NextPage::Done(with_until(delta, until)),
             (None, None) => {
                 return Err(SyncError::Transient("a delta page without nextLink or deltaLink".into()));
             }
         };
         Ok(SyncPage { items, next })
+    }
+
+    /// A link stored before links carried their window's end does not
+    /// reach: one full read marks the next.
+    fn token_reaches(&self, token: &str, until: Instant) -> bool {
+        until_of(token).is_some_and(|end| end >= until.unix())
     }
 
     async fn put_event(
@@ -683,6 +716,23 @@ mod tests {
         h.insert("retry-after", "7".parse().unwrap());
         assert_eq!(api_error(429, &h, b""), SyncError::RateLimited(Duration::from_secs(7)));
         assert_eq!(api_error(503, &h, b""), SyncError::RateLimited(Duration::from_secs(7)));
+    }
+
+    #[test]
+    fn a_link_carries_the_end_of_its_window() {
+        let link = "https://graph.microsoft.com/v1.0/me/calendars/c/calendarView/delta?$deltatoken=x".to_owned();
+        let marked = with_until(link.clone(), Some(1_900_000_000));
+        assert_eq!(until_of(&marked), Some(1_900_000_000));
+        assert_eq!(with_until(link.clone(), None), link);
+        assert_eq!(until_of(&link), None);
+        let graph = Graph::new(Graph::public_endpoints(), ClientCredentials {
+            client_id: "c".into(),
+            client_secret: Secret::new("s"),
+            redirect_uri: "https://app.example/cb".into(),
+        });
+        assert!(graph.token_reaches(&marked, Instant::from_unix(1_900_000_000)));
+        assert!(!graph.token_reaches(&marked, Instant::from_unix(1_900_000_001)));
+        assert!(!graph.token_reaches(&link, Instant::from_unix(0)), "an unmarked link is read again in full");
     }
 
     #[test]

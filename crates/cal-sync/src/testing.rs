@@ -4,38 +4,78 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use crate::Secret;
 use crate::jobs::{JobQueue, QueueError, Sealed, SyncJob, TokenVault, VaultError};
 
-/// The sync queue's stand-in: jobs in order, shared by every clone.
+/// The sync queue's stand-in: jobs in order, shared by every clone. A test
+/// drains it and runs the jobs itself, or long-polls it ([`MemoryQueue::receive`])
+/// as Lambda's SQS event source does, with receive counts.
 #[derive(Clone, Default)]
-pub struct MemoryQueue(Arc<Mutex<VecDeque<SyncJob>>>);
+pub struct MemoryQueue(Arc<QueueInner>);
+
+#[derive(Default)]
+struct QueueInner {
+    /// Each job with how often it was handed out before.
+    jobs: Mutex<VecDeque<(SyncJob, i64)>>,
+    /// Every job ever queued, in order (what a demo shows).
+    sent: Mutex<Vec<SyncJob>>,
+    /// Woken by every send: a receiver waiting for the next job.
+    ready: tokio::sync::Notify,
+}
 
 impl MemoryQueue {
     /// Takes every queued job, oldest first.
     pub fn drain(&self) -> Vec<SyncJob> {
-        self.0.lock().expect("queue").drain(..).collect()
+        self.0.jobs.lock().expect("queue").drain(..).map(|(job, _)| job).collect()
     }
 
     /// Queues a job as another sender would (e.g. the bus's push rule).
     pub fn push(&self, job: SyncJob) {
-        self.0.lock().expect("queue").push_back(job);
+        self.redeliver(job, 0);
     }
 
-    /// Takes the oldest job.
-    pub fn pop(&self) -> Option<SyncJob> {
-        self.0.lock().expect("queue").pop_front()
+    /// Queues a job again after `deliveries` deliveries (a visibility
+    /// timeout's end).
+    pub fn redeliver(&self, job: SyncJob, deliveries: i64) {
+        self.0.sent.lock().expect("queue").push(job.clone());
+        self.0.jobs.lock().expect("queue").push_back((job, deliveries));
+        self.0.ready.notify_one();
+    }
+
+    /// Every job queued so far, run or not.
+    pub fn sent(&self) -> Vec<SyncJob> {
+        self.0.sent.lock().expect("queue").clone()
     }
 
     pub fn len(&self) -> usize {
-        self.0.lock().expect("queue").len()
+        self.0.jobs.lock().expect("queue").len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Up to `max` jobs with their receive counts, waiting at most `wait`
+    /// for the first (SQS long polling); none when the wait ran out.
+    pub async fn receive(&self, max: usize, wait: Duration) -> Vec<(SyncJob, i64)> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            {
+                let mut jobs = self.0.jobs.lock().expect("queue");
+                if !jobs.is_empty() {
+                    let n = max.min(jobs.len());
+                    return jobs.drain(..n).map(|(job, before)| (job, before + 1)).collect();
+                }
+            }
+            // A send between the check and here left a permit: no lost wake-up.
+            if tokio::time::timeout_at(deadline, self.0.ready.notified()).await.is_err() {
+                return Vec::new();
+            }
+        }
     }
 }
 

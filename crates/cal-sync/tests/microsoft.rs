@@ -6,8 +6,8 @@ use std::time::Duration;
 use cal_core::time::{Instant, Interval};
 use cal_sync::engine::{sync_calendar, write_booking};
 use cal_sync::microsoft::{
-    ChangeType, EVENT_ID_PROPERTY, Graph, LifecycleEvent, MAX_SUBSCRIPTION_MINUTES, NotificationKind, SCOPES, notifications,
-    validation_echo,
+    ChangeType, EVENT_ID_PROPERTY, Graph, LifecycleEvent, MAX_SUBSCRIPTION_MINUTES, NotificationKind, SCOPES, WINDOW_SLACK_DAYS,
+    notifications, validation_echo,
 };
 use cal_sync::oauth::{self, StateKey};
 use cal_sync::{
@@ -210,7 +210,9 @@ async fn a_full_read_pages_then_increments_bring_changes_and_removals() {
     let prefer = delta.header("prefer").unwrap();
     assert!(prefer.contains("outlook.timezone=\"UTC\"") && prefer.contains("odata.maxpagesize=2"), "{prefer}");
     assert_eq!(delta.param("startDateTime"), Some(HORIZON.0));
-    assert_eq!(delta.param("endDateTime"), Some(HORIZON.1));
+    // A week past the horizon: the delta link keeps this window.
+    let end = horizon().1.plus_secs(WINDOW_SLACK_DAYS * 86_400).rfc3339();
+    assert_eq!(delta.param("endDateTime"), Some(end.as_str()));
 
     let run = sync_calendar(&graph, &access, &cal, None, horizon()).await.unwrap();
     assert!(run.full);

@@ -12,35 +12,21 @@
 //! * the remote calendar holding exactly our confirmed bookings, each once,
 //!   at its current time.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use cal_core::holds::{HoldKind, HoldMode, HoldRequest, HoldRequestInput};
-use cal_core::time::{Instant, Interval, Zone};
+use cal_core::holds::HoldKind;
+use cal_core::time::{Instant, Interval};
 use cal_store::sync::{self, CalendarUse};
-use cal_store::testing::fixture::{CUSTOMER, PROVIDER, ROLE};
+use cal_store::testing::fixture::PROVIDER;
 use cal_store::{cancel_event, confirm_hold, create_hold, reschedule_event};
 use cal_sync::ServiceKind;
 use cal_sync::google::EVENT_ID_PROPERTY;
 use cal_sync::jobs::SyncJob;
-use chrono::{Datelike, Duration, NaiveDate, Weekday};
-use common::Rig;
+use chrono::{Duration, NaiveDate};
+use fn_sync_worker::testing::{Rig, hold_request, monday, zone};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use sync_fakes::google::ACCOUNT;
-
-fn zone() -> Zone {
-    Zone::parse("Europe/Berlin").unwrap()
-}
-
-fn monday(now: Instant) -> NaiveDate {
-    let mut d = zone().date_at(now) + Duration::days(8);
-    while d.weekday() != Weekday::Mon {
-        d = d.succ_opt().unwrap();
-    }
-    d
-}
 
 fn at_local(day: NaiveDate, h: u32, m: u32) -> Instant {
     zone().point(day.and_hms_opt(h, m, 0).unwrap())
@@ -133,21 +119,9 @@ fn google_event(kind: Kind, day: NaiveDate, hour: u32) -> (Value, Interval) {
     }
 }
 
-fn request(kind: HoldKind, start: Instant, event_id: Option<&str>, key: &str) -> HoldRequest {
-    HoldRequest::new(HoldRequestInput {
-        user_id: PROVIDER.into(),
-        role_code: ROLE.into(),
-        customer_id: Some(CUSTOMER.into()),
-        start,
-        end: start.plus_minutes(60),
-        kind: Some(kind),
-        mode: Some(HoldMode::Instant),
-        event_id: event_id.map(Into::into),
-        ttl_min: None,
-        step_min: Some(60),
-        idempotency_key: key.into(),
-    })
-    .unwrap()
+/// The hour from `start`.
+fn hour_from(start: Instant) -> Interval {
+    Interval::new(start, start.plus_minutes(60)).unwrap()
 }
 
 fn instance_id(series: &str, day: NaiveDate) -> String {
@@ -247,7 +221,7 @@ async fn run(ops: Vec<Op>) {
             Op::Book { day, hour } => {
                 key += 1;
                 let start = at_local(days[day as usize], hour as u32, 0);
-                let Ok(hold) = create_hold(&rig.db.client, &request(HoldKind::Checkout, start, None, &format!("k{key}")), now).await
+                let Ok(hold) = create_hold(&rig.db.client, &hold_request(HoldKind::Checkout, hour_from(start), None, &format!("k{key}")), now).await
                 else {
                     continue;
                 };
@@ -259,7 +233,7 @@ async fn run(ops: Vec<Op>) {
                 key += 1;
                 let event_id = bookings[which % bookings.len()].clone();
                 let start = at_local(days[day as usize], hour as u32, 0);
-                let req = request(HoldKind::Reschedule, start, Some(&event_id), &format!("k{key}"));
+                let req = hold_request(HoldKind::Reschedule, hour_from(start), Some(&event_id), &format!("k{key}"));
                 let Ok(hold) = create_hold(&rig.db.client, &req, now).await else { continue };
                 if reschedule_event(&mut rig.db.client, &event_id, &hold.hold_id, now).await.is_ok() {
                     rig.queue.push(SyncJob::Push { event_id });

@@ -5,78 +5,20 @@
 //! removed; and the failure cases: a revoked grant, `410 Gone`, renewal
 //! before expiry, a forged notification.
 
-mod common;
-
-use cal_core::feasibility::{SlotQuery, SlotRange, StepMinutes};
-use cal_core::holds::{HoldKind, HoldMode, HoldRequest, HoldRequestInput};
-use cal_core::time::{Instant, Interval, Zone};
+use cal_core::holds::HoldKind;
+use cal_core::time::{Instant, Interval};
 use cal_store::sync::{self, ConnectionStatus};
-use cal_store::testing::fixture::{CUSTOMER, PROVIDER, ROLE};
-use cal_store::{EventRecord, cancel_event, confirm_hold, create_hold, reschedule_event};
+use cal_store::testing::fixture::PROVIDER;
+use cal_store::{cancel_event, create_hold, reschedule_event};
 use cal_sync::ServiceKind;
 use cal_sync::google::EVENT_ID_PROPERTY;
 use cal_sync::jobs::SyncJob;
-use chrono::{Datelike, NaiveDate, Weekday};
-use common::Rig;
+use fn_sync_worker::testing::{Rig, hold_request as request, monday, span};
 use serde_json::{Value, json};
 use sync_fakes::google::ACCOUNT;
 
-/// The Monday of the week after next (in the provider's Berlin zone), so
-/// lead time and booking window are no concern.
-fn monday(rig: &Rig) -> NaiveDate {
-    let today = Zone::parse("Europe/Berlin").unwrap().date_at(rig.clock.now());
-    let mut d = today + chrono::Duration::days(8);
-    while d.weekday() != Weekday::Mon {
-        d = d.succ_opt().unwrap();
-    }
-    d
-}
-
-/// `[h1, h2)` on `day` (local Berlin hours).
-fn span(day: NaiveDate, h1: u32, h2: u32) -> Interval {
-    let z = Zone::parse("Europe/Berlin").unwrap();
-    let t = |h: u32| z.point(day.and_hms_opt(h, 0, 0).unwrap());
-    Interval::new(t(h1), t(h2)).unwrap()
-}
-
 fn google_event(iv: Interval) -> Value {
     json!({"summary": "dentist", "start": {"dateTime": iv.start().rfc3339()}, "end": {"dateTime": iv.end().rfc3339()}})
-}
-
-async fn slot_starts(rig: &Rig, day: NaiveDate) -> Vec<Instant> {
-    let range = span(day, 0, 23);
-    let query = SlotQuery {
-        user_id: PROVIDER.into(),
-        role_code: ROLE.into(),
-        range: SlotRange::new(range.start(), range.end(), Some(60), StepMinutes::new(60).unwrap()).unwrap(),
-    };
-    cal_store::slots(&rig.db.client, &query, rig.clock.now()).await.unwrap().slots.iter().map(|s| s.start).collect()
-}
-
-fn request(kind: HoldKind, iv: Interval, event_id: Option<&str>, key: &str) -> HoldRequest {
-    HoldRequest::new(HoldRequestInput {
-        user_id: PROVIDER.into(),
-        role_code: ROLE.into(),
-        customer_id: Some(CUSTOMER.into()),
-        start: iv.start(),
-        end: iv.end(),
-        kind: Some(kind),
-        mode: Some(HoldMode::Instant),
-        event_id: event_id.map(Into::into),
-        ttl_min: None,
-        step_min: Some(60),
-        idempotency_key: key.into(),
-    })
-    .unwrap()
-}
-
-/// Books `iv` and queues the push the bus would deliver.
-async fn book(rig: &mut Rig, iv: Interval, key: &str) -> EventRecord {
-    let now = rig.clock.now();
-    let hold = create_hold(&rig.db.client, &request(HoldKind::Checkout, iv, None, key), now).await.unwrap();
-    let event = confirm_hold(&mut rig.db.client, &hold.hold_id, now).await.unwrap();
-    rig.queue.push(SyncJob::Push { event_id: event.event_id.clone() });
-    event
 }
 
 fn ours(rig: &Rig, event_id: &str) -> Vec<Value> {
@@ -97,26 +39,26 @@ async fn connected(rig: &Rig) -> String {
 #[tokio::test]
 async fn a_google_change_blocks_a_slot_and_a_booking_lives_in_the_google_calendar() {
     let mut rig = Rig::new().await;
-    let day = monday(&rig);
+    let day = monday(rig.clock.now());
     let id = connected(&rig).await;
     let c = &sync::list_connections(&rig.db.client, PROVIDER).await.unwrap()[0];
     assert_eq!((c.connection_id.as_str(), c.status, c.account.as_str()), (id.as_str(), ConnectionStatus::Connected, ACCOUNT));
     assert!(c.calendars[0].blocks && c.calendars[0].watch_expires_at.is_some(), "{c:?}");
     assert_eq!(rig.google.channels().len(), 1, "one channel for the blocking calendar");
-    assert!(slot_starts(&rig, day).await.contains(&span(day, 10, 11).start()));
+    assert!(rig.slot_starts(day).await.contains(&span(day, 10, 11).start()));
 
     // The provider adds an appointment in Google Calendar: the fake notifies
     // the receiver, the worker pulls, and the slot is gone.
     rig.google.create(ACCOUNT, google_event(span(day, 10, 11)));
     rig.settle().await;
     assert_eq!(rig.synced_busy().await, vec![span(day, 10, 11)]);
-    assert!(!slot_starts(&rig, day).await.contains(&span(day, 10, 11).start()));
+    assert!(!rig.slot_starts(day).await.contains(&span(day, 10, 11).start()));
 
     // A booking lands in the Google calendar once, even pushed twice.
     sync::set_calendar_use(&mut rig.db.client, PROVIDER, &id, ACCOUNT, sync::CalendarUse { blocks: true, receives_bookings: true })
         .await
         .unwrap();
-    let event = book(&mut rig, span(day, 14, 15), "k1").await;
+    let event = rig.book(span(day, 14, 15), "k1").await;
     rig.queue.push(SyncJob::Push { event_id: event.event_id.clone() });
     rig.settle().await;
     let written = ours(&rig, &event.event_id);
@@ -144,7 +86,7 @@ async fn a_google_change_blocks_a_slot_and_a_booking_lives_in_the_google_calenda
 #[tokio::test]
 async fn a_revoked_grant_needs_reauth_and_keeps_the_last_busy_time() {
     let rig = Rig::new().await;
-    let day = monday(&rig);
+    let day = monday(rig.clock.now());
     let id = connected(&rig).await;
     rig.google.create(ACCOUNT, google_event(span(day, 9, 10)));
     rig.settle().await;
@@ -173,7 +115,7 @@ async fn a_revoked_grant_needs_reauth_and_keeps_the_last_busy_time() {
 #[tokio::test]
 async fn a_gone_sync_token_reads_the_calendar_in_full_and_converges() {
     let rig = Rig::new().await;
-    let day = monday(&rig);
+    let day = monday(rig.clock.now());
     let id = connected(&rig).await;
     let a = rig.google.create(ACCOUNT, google_event(span(day, 9, 10)));
     rig.settle().await;
@@ -217,7 +159,7 @@ async fn a_watch_is_renewed_before_it_expires_and_the_old_channel_stopped() {
 #[tokio::test]
 async fn a_forged_notification_changes_nothing() {
     let rig = Rig::new().await;
-    let day = monday(&rig);
+    let day = monday(rig.clock.now());
     connected(&rig).await;
     rig.google.create(ACCOUNT, google_event(span(day, 9, 10)));
     rig.settle().await;

@@ -235,6 +235,27 @@ pub enum Fault {
     AccessDenied,
 }
 
+/// One validation handshake the fake made before creating a subscription:
+/// the URL it POSTed `?validationToken=…` to and what came back.
+#[derive(Clone, Debug)]
+pub struct Handshake {
+    pub url: String,
+    /// The token as sent (decoded).
+    pub token: String,
+    /// The receiver's status, `None` when it could not be reached in time.
+    pub status: Option<u16>,
+    pub content_type: Option<String>,
+    pub body: Option<String>,
+}
+
+impl Handshake {
+    /// What Graph accepts: `200`, `text/plain`, the decoded token as the body.
+    pub fn echoed(&self) -> bool {
+        let plain = self.content_type.as_deref().is_some_and(|v| v.trim().to_ascii_lowercase().starts_with("text/plain"));
+        self.status == Some(200) && plain && self.body.as_deref() == Some(self.token.as_str())
+    }
+}
+
 /// One delivery of a notification body.
 #[derive(Clone, Debug)]
 pub struct Delivery {
@@ -282,6 +303,7 @@ struct State {
     rounds: HashMap<String, Round>,
     sync_states: HashMap<String, SyncState>,
     subscriptions: Vec<FakeSubscription>,
+    handshakes: Vec<Handshake>,
     outbox: Vec<(String, Value)>,
     faults: VecDeque<Fault>,
     lose_next_create: bool,
@@ -512,6 +534,11 @@ impl FakeGraph {
 
     pub fn subscriptions(&self) -> Vec<FakeSubscription> {
         self.state().subscriptions.clone()
+    }
+
+    /// Every validation handshake so far, in order.
+    pub fn handshakes(&self) -> Vec<Handshake> {
+        self.state().handshakes.clone()
     }
 
     /// POSTs every queued change notification to its receiver.
@@ -1136,22 +1163,19 @@ fn expiry(text: &str) -> Result<DateTime<Utc>, FakeResponse> {
     Ok(t)
 }
 
-/// The validation handshake: `true` when the receiver echoed the token as
-/// `text/plain` with `200` in time.
-async fn validates(http: &reqwest::Client, url: &str, token: &str, timeout: Duration) -> bool {
+/// The validation handshake: what the receiver answered to the token.
+async fn handshake(http: &reqwest::Client, url: &str, token: &str, timeout: Duration) -> Handshake {
+    let mut done = Handshake { url: url.into(), token: token.into(), status: None, content_type: None, body: None };
     let Ok(mut target) = url::Url::parse(url) else {
-        return false;
+        return done;
     };
     target.query_pairs_mut().append_pair("validationToken", token);
     let sent = http.post(target).header("content-type", "text/plain; charset=utf-8").timeout(timeout).send().await;
-    let Ok(answer) = sent else { return false };
-    let plain = answer
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().to_ascii_lowercase().starts_with("text/plain"));
-    let ok = answer.status().as_u16() == 200;
-    ok && plain && answer.text().await.is_ok_and(|body| body == token)
+    let Ok(answer) = sent else { return done };
+    done.status = Some(answer.status().as_u16());
+    done.content_type = answer.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    done.body = answer.text().await.ok();
+    done
 }
 
 async fn create_subscription(state: &Mutex<State>, http: &reqwest::Client, req: &FakeRequest) -> FakeResponse {
@@ -1198,7 +1222,10 @@ async fn create_subscription(state: &Mutex<State>, http: &reqwest::Client, req: 
         (st.next("Validation: token+/= "), st.validation_timeout)
     };
     for url in std::iter::once(&notification_url).chain(lifecycle_url.as_ref()) {
-        if !validates(http, url, &token, timeout).await {
+        let done = handshake(http, url, &token, timeout).await;
+        let echoed = done.echoed();
+        state.lock().expect("state").handshakes.push(done);
+        if !echoed {
             return graph_error(
                 400,
                 "ValidationError",
