@@ -180,7 +180,7 @@ async fn create_hold_optimistically(
                 tracing::info!(hold_id = %hold.hold_id, user_id = %hold.user_id, expired = ran_out.len(), "hold created");
                 if let Some(cache) = cache {
                     let expired: Vec<&str> = ran_out.iter().map(|h| h.hold_id.as_str()).collect();
-                    let mine = hold_cache::hold_busy(&hold.hold_id, &hold.user_id, req.interval, hold.expires_at);
+                    let mine = hold_cache::hold_busy(&hold.hold_id, &hold.user_id, &hold.role_code, req.interval, hold.expires_at);
                     let calendar = hold_cache::with_written_hold(calendar, &expired, mine);
                     cache.put(&req.user_id, &req.role_code, CachedCalendar { version, span, calendar });
                 }
