@@ -150,7 +150,7 @@ pub(crate) struct ReadShape {
     /// The hold of the idempotency key `$6`, and the busy time only if
     /// there is none.
     pub(crate) keyed: bool,
-    /// Rules, exceptions and booking policies (without them, busy time only).
+    /// Rules and exceptions (without them, busy time and policies only).
     pub(crate) rules: bool,
 }
 
@@ -184,10 +184,13 @@ impl ReadParts {
                    and date_local between (lo at time zone 'UTC')::date and (hi at time zone 'UTC')::date",
                 false,
             ));
-            // Every role's policy: a booking is buffered by its own role's.
-            let policies = format!("from cal.booking_policy where user_id = $1::text and {gate}");
-            branches.push(union_branch(lead, "p", POLICY_COLUMNS, &policies, false));
         }
+        // Every role's policy (a booking is buffered by its own role's),
+        // in every read: a loser re-checks against the busy time *and* the
+        // policies read afresh, so a policy changed since its first read
+        // (or since a cached calendar was read) never decides its answer.
+        let policies = format!("from cal.booking_policy where user_id = $1::text and {gate}");
+        branches.push(union_branch(lead, "p", POLICY_COLUMNS, &policies, false));
         if shape.keyed {
             branches.push(union_branch(lead, "k", hold_record, &format!("{key} and {gate}"), false));
         }
@@ -246,7 +249,7 @@ impl ReadParts {
 /// * `c`: the provider's exceptions dated within the padded range
 ///   (`rows::EXCEPTION_COLUMNS`);
 /// * `p`: the provider's booking policies, every role's
-///   (`rows::POLICY_COLUMNS`);
+///   (`rows::POLICY_COLUMNS`), with or without rules;
 /// * `k`: the hold of the key (`hold_record`'s columns), if keyed;
 /// * `e`: confirmed events, `h`: `active` holds (whole, `hold_record`'s
 ///   columns, so that a booking can mark the expired-but-unmarked ones

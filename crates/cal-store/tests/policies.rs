@@ -99,11 +99,12 @@ async fn the_database_refuses_what_the_engine_would() {
     ] {
         let sql = format!("insert into cal.booking_policy (user_id, role_code, timezone, {columns}) values ('u', 'r', 'UTC', {values})");
         let err = db.client.execute(&sql, &[]).await.unwrap_err();
-        assert!(err.to_string().contains(&format!("booking_policy_{columns}_ck")), "{columns}: {err}");
+        let constraint = err.as_db_error().and_then(|e| e.constraint()).map(str::to_owned);
+        assert_eq!(constraint, Some(format!("booking_policy_{columns}_ck")), "{columns}: {err:?}");
     }
     db.client.execute("insert into cal.booking_policy (user_id, role_code, timezone) values ('u', 'r', 'UTC')", &[]).await.unwrap();
     let err = db.client.execute("insert into cal.booking_policy (user_id, role_code, timezone) values ('u', 'r', 'UTC')", &[]).await;
-    assert!(err.unwrap_err().to_string().contains("booking_policy_pk"));
+    assert_eq!(err.unwrap_err().as_db_error().and_then(|e| e.constraint()), Some("booking_policy_pk"));
 }
 
 /// The calendar a slot query loads brings every role's policy and the role
@@ -263,4 +264,22 @@ async fn a_reschedule_is_not_limited_or_buffered_by_its_own_event() {
     let event = cal_store::reschedule_event(&mut db.client, &event.event_id, &moved.hold_id, now).await.unwrap();
     assert_eq!(event.start, at("2026-03-02T10:30:00Z"));
     assert_eq!(refused(cal_store::create_hold(&db.client, &request(ROLE, at("2026-03-02T15:00:00Z"), 60, "c"), now).await), ErrorType::Conflict);
+}
+
+/// A cached calendar's policy is never the last word: once the policy is
+/// lifted, a request the cache would refuse is checked against the policies
+/// read afresh, and booked.
+#[tokio::test]
+async fn a_policy_lifted_after_a_calendar_was_cached_no_longer_refuses() {
+    let mut db = TestDb::new().await;
+    provider(&mut db).await;
+    cal_store::put_policy(&mut db.client, &policy(ROLE, 0, 0, Some(1), None)).await.unwrap();
+    let (now, cache) = (at(NOW), cal_store::CalendarCache::default());
+    let first = request(ROLE, at("2026-03-02T09:00:00Z"), 60, "first");
+    cal_store::create_hold_cached(&db.client, &cache, &first, &HoldPolicy::TRUSTED, now).await.unwrap();
+    let second = request(ROLE, at("2026-03-02T13:00:00Z"), 60, "second");
+    assert_eq!(refused(cal_store::create_hold_cached(&db.client, &cache, &second, &HoldPolicy::TRUSTED, now).await), ErrorType::Conflict);
+    cal_store::delete_policy(&mut db.client, P, ROLE).await.unwrap();
+    cal_store::create_hold_cached(&db.client, &cache, &second, &HoldPolicy::TRUSTED, now).await.unwrap();
+    assert_eq!(db.count("select count(*) from cal.hold where status = 'active'").await, 2);
 }

@@ -288,8 +288,9 @@ async fn reread_busy_and_recheck(
 
 /// The answer a keyed read of busy time (`fresh`) gives a request that
 /// lost: the hold of its key if a retry of the same request made one, else
-/// `CONFLICT` (with alternatives) if that busy time refuses it against
-/// `calendar`'s rules; `None`: the way is free, start over.
+/// `CONFLICT` (with alternatives) if that busy time and the policies read
+/// with it refuse it against `calendar`'s rules; `None`: the way is free,
+/// start over.
 fn recheck_with_busy_time(
     req: &HoldRequest,
     fresh: CalendarSnapshot,
@@ -302,6 +303,7 @@ fn recheck_with_busy_time(
     calendar.events = fresh.calendar.events;
     calendar.holds = fresh.calendar.holds;
     calendar.external_busy = fresh.calendar.external_busy;
+    calendar.policies = fresh.calendar.policies;
     holds::check_hold(req, &calendar, now)?;
     Ok(None)
 }
