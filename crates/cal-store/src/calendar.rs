@@ -15,7 +15,9 @@ use tokio_postgres::Row;
 
 use crate::db::Executor;
 use crate::error::{StoreError, ValidationProblem};
-use crate::rows::{self, EVENT_COLUMNS, EXCEPTION_COLUMNS, EXTERNAL_COLUMNS, HOLD_COLUMNS, RULE_COLUMNS, SYNCED_COLUMNS};
+use crate::rows::{
+    self, EVENT_COLUMNS, EXCEPTION_COLUMNS, EXTERNAL_COLUMNS, HOLD_COLUMNS, POLICY_COLUMNS, RULE_COLUMNS, SYNCED_COLUMNS,
+};
 
 /// The padded range `[lo, hi)` a read covers, from parameters
 /// `$1 user_id, $2 role_code, $3 from, $4 to, $5 duration_min (0: none)`.
@@ -27,15 +29,35 @@ use crate::rows::{self, EVENT_COLUMNS, EXCEPTION_COLUMNS, EXTERNAL_COLUMNS, HOLD
 /// exceptions, whose dates are local (UTC−12 … UTC+14) and whose windows may
 /// run overnight into the next day.
 ///
+/// The two days also cover booking policies (SEMANTICS.md §8) but for one
+/// thing: buffers reach at most `2 × cal_core::policy::MAX_BUFFER_MIN` (a
+/// booking's own buffer plus the slot's, a day each) past a booking, and a
+/// local day (23 to 25 hours) around a start lies within a day of it, so
+/// the day limit's count and every buffer are already read. An ISO week is
+/// not: when the role's policy has a `max_per_week`, the role's own events
+/// and holds (the only ones a limit counts) are read over `[clo, chi)`,
+/// eight days around `[from, to)` (a local week is at most seven days and
+/// an hour or so of daylight saving time); otherwise `[clo, chi)` is `[lo,
+/// hi)`. The bounds are widened, not counted in SQL: the engine counts
+/// starts by its own local days and weeks (one definition, cal-core's), and
+/// the read stays one statement.
+///
 /// A `guard` (a `where` clause, or `""`) can leave `bounds` empty, and with
 /// it every part of the statement built on it.
 fn bounds_cte(guard: &str) -> String {
     format!(
-        "bounds as (
+        "padded as (
              select $3::timestamptz - interval '2 days' as lo,
                     $4::timestamptz + interval '2 days' + make_interval(mins => greatest($5::int, 60,
                         coalesce((select max(r.min_duration_min) from cal.weekly_rule r
-                                  where r.user_id = $1::text and r.role_code = $2::text and r.active), 0))) as hi
+                                  where r.user_id = $1::text and r.role_code = $2::text and r.active), 0))) as hi,
+                    exists (select 1 from cal.booking_policy p
+                            where p.user_id = $1::text and p.role_code = $2::text and p.max_per_week is not null) as weekly
+         ), bounds as (
+             select lo, hi,
+                    case when weekly then least(lo, $3::timestamptz - interval '8 days') else lo end as clo,
+                    case when weekly then greatest(hi, $4::timestamptz + interval '8 days') else hi end as chi
+             from padded
              {guard}
          )"
     )
@@ -47,7 +69,7 @@ fn bounds_cte(guard: &str) -> String {
 /// `kind` of an exception and of a hold) has one type and one meaning per
 /// kind, so `rows` and `booking` read each kind's row by the very names
 /// they read its table's rows with.
-const READ_COLUMNS: [(&str, &str); 29] = [
+const READ_COLUMNS: [(&str, &str); 33] = [
     ("version", "int8"),
     ("rule_id", "text"),
     ("user_id", "text"),
@@ -60,6 +82,10 @@ const READ_COLUMNS: [(&str, &str); 29] = [
     ("lead_time_hours", "int4"),
     ("booking_window_days", "int4"),
     ("active", "bool"),
+    ("buffer_before_min", "int4"),
+    ("buffer_after_min", "int4"),
+    ("max_per_day", "int4"),
+    ("max_per_week", "int4"),
     ("exc_id", "text"),
     ("date_local", "date"),
     ("note", "text"),
@@ -115,8 +141,8 @@ pub(crate) fn union_branch(lead: &str, kind: &str, columns: &str, rest: &str, ty
 }
 
 /// The order of a read's rows: by kind, then rules by id, exceptions by
-/// date, busy time by start.
-const READ_ORDER: &str = "order by row_kind, rule_id, date_local, exc_id, start_at, end_at, event_id, hold_id, id";
+/// date, busy time by start, policies by role.
+const READ_ORDER: &str = "order by row_kind, rule_id, date_local, exc_id, start_at, end_at, event_id, hold_id, id, role_code";
 
 /// What a read ([`read_sql`]) returns.
 #[derive(Clone, Copy)]
@@ -124,7 +150,7 @@ pub(crate) struct ReadShape {
     /// The hold of the idempotency key `$6`, and the busy time only if
     /// there is none.
     pub(crate) keyed: bool,
-    /// Rules and exceptions (without them, busy time only).
+    /// Rules and exceptions (without them, busy time and policies only).
     pub(crate) rules: bool,
 }
 
@@ -142,6 +168,10 @@ impl ReadParts {
         let key = "from cal.hold where user_id = $1::text and idempotency_key = $6::text";
         let guard = if shape.keyed { format!("where {gate} and not exists (select 1 {key})") } else { format!("where {gate}") };
         let overlaps = "tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)')";
+        // The role's own bookings over the wider range its week limit counts
+        // (see `bounds_cte`); the first test is the one the GiST index answers.
+        let counted = "tstzrange(start_at, end_at, '[)') && tstzrange(clo, chi, '[)')
+                   and (role_code = $2::text or tstzrange(start_at, end_at, '[)') && tstzrange(lo, hi, '[)'))";
         let mut branches = Vec::new();
         if shape.rules {
             let rules = format!("from cal.weekly_rule where user_id = $1::text and role_code = $2::text and {gate}");
@@ -155,6 +185,12 @@ impl ReadParts {
                 false,
             ));
         }
+        // Every role's policy (a booking is buffered by its own role's),
+        // in every read: a loser re-checks against the busy time *and* the
+        // policies read afresh, so a policy changed since its first read
+        // (or since a cached calendar was read) never decides its answer.
+        let policies = format!("from cal.booking_policy where user_id = $1::text and {gate}");
+        branches.push(union_branch(lead, "p", POLICY_COLUMNS, &policies, false));
         if shape.keyed {
             branches.push(union_branch(lead, "k", hold_record, &format!("{key} and {gate}"), false));
         }
@@ -162,14 +198,14 @@ impl ReadParts {
             lead,
             "e",
             EVENT_COLUMNS,
-            &format!("from cal.event, bounds where user_id = $1::text and status = 'confirmed' and {overlaps}"),
+            &format!("from cal.event, bounds where user_id = $1::text and status = 'confirmed' and {counted}"),
             false,
         ));
         branches.push(union_branch(
             lead,
             "h",
             hold_record,
-            &format!("from cal.hold, bounds where user_id = $1::text and status = 'active' and {overlaps}"),
+            &format!("from cal.hold, bounds where user_id = $1::text and status = 'active' and {counted}"),
             false,
         ));
         branches.push(union_branch(
@@ -189,7 +225,7 @@ impl ReadParts {
         ReadParts { bounds: bounds_cte(&guard), branches }
     }
 
-    /// The statement's end from its last CTE on: `bounds as (...)`, then
+    /// The statement's end from its last CTEs on: `padded as (...), bounds as (...)`, then
     /// `first` (a typed [`union_branch`]), the other branches and their order.
     pub(crate) fn finish(&self, first: &str) -> String {
         format!(
@@ -212,12 +248,16 @@ impl ReadParts {
 /// * `r`: the role's weekly rules, active or not (`rows::RULE_COLUMNS`);
 /// * `c`: the provider's exceptions dated within the padded range
 ///   (`rows::EXCEPTION_COLUMNS`);
+/// * `p`: the provider's booking policies, every role's
+///   (`rows::POLICY_COLUMNS`), with or without rules;
 /// * `k`: the hold of the key (`hold_record`'s columns), if keyed;
 /// * `e`: confirmed events, `h`: `active` holds (whole, `hold_record`'s
 ///   columns, so that a booking can mark the expired-but-unmarked ones
 ///   without reading them again), `x`: imported busy intervals (`id` is
 ///   `source_id/uid/recurrence_id`), `s`: synced busy items (`id` is
-///   `connection_id/calendar_id/item_id`), all overlapping the padded range.
+///   `connection_id/calendar_id/item_id`), all overlapping the padded range
+///   (events and holds of the role `$2` the wider range of its week limit,
+///   if it has one: see `bounds_cte`).
 ///
 /// Keyed, a key that has a hold leaves out the busy time (and exceptions):
 /// a hold of this very request that the busy time would show is the key's
@@ -265,6 +305,7 @@ impl CalendarSnapshot {
                 "v" => read.version = row.try_get("version")?,
                 "r" => read.calendar.weekly_rules.push(rows::rule(&row)?),
                 "c" => read.calendar.exceptions.push(rows::exception(&row)?.exception),
+                "p" => read.calendar.policies.push(rows::policy(&row)?),
                 "k" => read.key.push(row),
                 _ => read.busy.push(row),
             }
@@ -336,6 +377,8 @@ fn read_busy(rows: &[Row], calendar: &mut ProviderCalendar) -> Result<(), StoreE
 /// * every weekly rule of that user and role, active or not (each is
 ///   validated; the engine skips inactive ones);
 /// * the user's exceptions (any role) dated within the padded range;
+/// * the user's booking policies (every role: a booking is buffered by its
+///   own role's policy);
 /// * confirmed events and `active` holds overlapping it — expired holds
 ///   included, because whether a hold blocks depends on `now`, which the
 ///   engine is given;

@@ -12,11 +12,13 @@
 use cal_core::availability::{BookingParams, Exception, ExceptionKind, MAX_BOOKING_WINDOW_DAYS, WeekdayMask, WeeklyRule};
 use cal_core::holds::{HoldKind, HoldMode, HoldRequest, HoldRequestInput, MAX_INSTANT_TTL_MIN};
 use cal_core::time::{Instant, Interval, LocalTime, Zone};
+use cal_core::BookingPolicy;
 use chrono::{Datelike, Duration, NaiveDate};
 
 use crate::db::{Begin, Executor};
 use crate::error::StoreError;
 use crate::outbox;
+use crate::policies::put_policy;
 use crate::rules::{add_vacation, put_rule, upsert_exception};
 use crate::sources::CalendarUrl;
 
@@ -121,7 +123,8 @@ pub async fn seed_demo(db: &mut impl Begin, now: Instant) -> Result<DemoSummary,
               x as (delete from cal.exception where user_id = any($1)),
               s as (delete from cal.external_source where user_id = any($1)),
               f as (delete from cal.ics_feed where user_id = any($1)),
-              c as (delete from cal.sync_connection where user_id = any($1))
+              c as (delete from cal.sync_connection where user_id = any($1)),
+              p as (delete from cal.booking_policy where user_id = any($1))
          delete from cal.weekly_rule where user_id = any($1)",
         &[&&users[..]],
     )
@@ -149,6 +152,18 @@ pub async fn seed_demo(db: &mut impl Begin, now: Instant) -> Result<DemoSummary,
         rule_ids.push(put_rule(&mut tx, &r).await?.rule_id);
     }
     put_rule(&mut tx, &rule("wr_demo_partner_weekdays", DEMO_PARTNER, 0b001_1111, "10:00", "18:00")).await?;
+    // A booking policy (`bookingPolicies`, `deleteBookingPolicy`): a week
+    // limit no sample comes near, so every sample hold stays bookable.
+    let policy = BookingPolicy {
+        user_id: DEMO_USER.to_owned(),
+        role_code: DEMO_ROLE.to_owned(),
+        timezone: zone,
+        buffer_before_min: 0,
+        buffer_after_min: 0,
+        max_per_day: None,
+        max_per_week: Some(40),
+    };
+    put_policy(&mut tx, &policy).await?;
 
     let vacation = (day(2), day(3));
     add_vacation(&mut tx, DEMO_USER, vacation.0, vacation.1, zone, Some("demo vacation")).await?;

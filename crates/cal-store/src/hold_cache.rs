@@ -181,12 +181,14 @@ pub(crate) fn with_written_hold(mut calendar: ProviderCalendar, expired: &[&str]
     calendar
 }
 
-/// A hold as its provider's calendar shows it.
-pub(crate) fn hold_busy(hold_id: &str, user_id: &str, interval: Interval, expires_at: Instant) -> HoldBusy {
+/// A hold as its provider's calendar shows it, with its role: the role's
+/// policy buffers it and its limits count it (SEMANTICS.md §8), so a cached
+/// calendar must show the role a read would.
+pub(crate) fn hold_busy(hold_id: &str, user_id: &str, role_code: &str, interval: Interval, expires_at: Instant) -> HoldBusy {
     HoldBusy {
         hold_id: hold_id.to_owned(),
         user_id: user_id.to_owned(),
-        role_code: None,
+        role_code: Some(role_code.to_owned()),
         interval,
         expires_at,
         status: HoldStatus::Active,
@@ -235,7 +237,7 @@ mod tests {
     #[test]
     fn an_entry_with_a_hold_that_ran_out_unmarked_is_not_used() {
         let req = request("p", "2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z");
-        let hold = hold_busy("h1", "p", Interval::new(at("2026-03-02T12:00:00Z"), at("2026-03-02T13:00:00Z")).unwrap(), at("2026-03-01T00:15:00Z"));
+        let hold = hold_busy("h1", "p", "photographer", Interval::new(at("2026-03-02T12:00:00Z"), at("2026-03-02T13:00:00Z")).unwrap(), at("2026-03-01T00:15:00Z"));
         let cache = CalendarCache::default();
         cache.put("p", "photographer", cached(&req, vec![hold.clone()]));
         assert!(cache.get(&req, at("2026-03-01T00:14:59Z")).is_some());
@@ -244,6 +246,7 @@ mod tests {
         let calendar = with_written_hold(ProviderCalendar { holds: vec![hold], ..Default::default() }, &["h1"], hold_busy(
             "h2",
             "p",
+            "photographer",
             req.interval,
             at("2026-03-01T00:30:00Z"),
         ));

@@ -7,6 +7,8 @@
 //!   savepoint inside one) — and pool construction.
 //! * [`rules`]: weekly rules, exceptions and vacations; every change writes
 //!   its outbox row and bumps the provider's version in the same transaction.
+//! * [`policies`]: booking policies (buffers, day and week limits), written
+//!   like rules.
 //! * [`calendar`]: one provider's [`cal_core::ProviderCalendar`] for a query,
 //!   loaded in a fixed number of statements, and the slot queries on top.
 //! * [`booking`]: holds and bookings (SEMANTICS.md §5), each one transaction
@@ -32,6 +34,7 @@ pub mod feeds;
 pub mod hold_cache;
 pub mod migrate;
 pub mod outbox;
+pub mod policies;
 pub mod poll;
 pub mod relay;
 pub mod rows;
@@ -63,6 +66,7 @@ pub use poll::{
     DueSource, FailureRecord, PollSuccess, SecretUrl, SuccessRecord, due_sources, record_failure, record_success,
     source_for_poll,
 };
+pub use policies::{delete_policy, get_policies, put_policy};
 pub use rows::StoredException;
 pub use rules::{
     Vacation, add_vacation, copy_weekday, delete_exception, delete_rule, list_exceptions, list_rules, put_rule,

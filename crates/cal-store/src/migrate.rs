@@ -42,6 +42,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(5, "0005_outbox_parking"),
     migration!(6, "0006_customer_hold_limit"),
     migration!(7, "0007_calendar_sync"),
+    migration!(8, "0008_booking_policy"),
 ];
 
 /// Key of the advisory lock serializing migration runs ("cal_mig").

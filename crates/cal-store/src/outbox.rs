@@ -17,6 +17,8 @@ use crate::error::StoreError;
 
 /// A weekly rule was created, changed or deleted.
 pub const RULE_UPDATED: &str = "cal.rule.updated";
+/// A booking policy (SEMANTICS.md §8) was set or deleted.
+pub const POLICY_UPDATED: &str = "cal.policy.updated";
 /// Exceptions were created, changed or deleted (vacations included).
 pub const EXCEPTION_UPSERTED: &str = "cal.exception.upserted";
 

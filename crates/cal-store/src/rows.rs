@@ -5,8 +5,11 @@
 //! engine could not accept from a client is not accepted from the database
 //! either, and the error names the table, id and column.
 
-use cal_core::availability::{BookingParams, Exception, ExceptionKind, RuleError, WeekdayMask, WeeklyRule};
+use cal_core::availability::{
+    BookingParams, Exception, ExceptionKind, FieldError, RuleError, ValueProblem, WeekdayMask, WeeklyRule,
+};
 use cal_core::feasibility::{EventBusy, EventStatus, HoldBusy, HoldStatus};
+use cal_core::policy::{BookingPolicy, BookingPolicyInput};
 use cal_core::time::{Instant, Interval, LocalTime, Zone};
 use chrono::{DateTime, NaiveDate, Utc};
 use tokio_postgres::Row;
@@ -25,10 +28,14 @@ pub const EXCEPTION_COLUMNS: &str = "exc_id, user_id, date_local, timezone, kind
      start_local::text as start_local, end_local::text as end_local, note";
 
 /// Columns read by [`event`].
-pub const EVENT_COLUMNS: &str = "event_id, user_id, start_at, end_at, status";
+pub const EVENT_COLUMNS: &str = "event_id, user_id, role_code, start_at, end_at, status";
 
 /// Columns read by [`hold`].
-pub const HOLD_COLUMNS: &str = "hold_id, user_id, start_at, end_at, expires_at, status";
+pub const HOLD_COLUMNS: &str = "hold_id, user_id, role_code, start_at, end_at, expires_at, status";
+
+/// Columns read by [`policy`].
+pub const POLICY_COLUMNS: &str =
+    "user_id, role_code, timezone, buffer_before_min, buffer_after_min, max_per_day, max_per_week";
 
 /// Columns read by [`external_busy`].
 pub const EXTERNAL_COLUMNS: &str = "source_id || '/' || uid || '/' || recurrence_id as id, start_at, end_at";
@@ -145,9 +152,8 @@ pub fn event(row: &Row) -> Result<EventBusy, StoreError> {
     Ok(EventBusy {
         event_id: r.id.clone(),
         user_id: r.get("user_id")?,
-        // Policies (§8) are not loaded from the store yet; until they are,
-        // a stored booking carries no role for them.
-        role_code: None,
+        // Its policy's buffers and limits apply to it (§8).
+        role_code: Some(r.get("role_code")?),
         interval: r.interval()?,
         status: EventStatus::parse(&status).ok_or_else(|| {
             r.fail("status", RowProblem::NotOneOf { allowed: "confirmed, cancelled", got: status.clone() })
@@ -162,7 +168,7 @@ pub fn hold(row: &Row) -> Result<HoldBusy, StoreError> {
     Ok(HoldBusy {
         hold_id: r.id.clone(),
         user_id: r.get("user_id")?,
-        role_code: None,
+        role_code: Some(r.get("role_code")?),
         interval: r.interval()?,
         expires_at: r.instant("expires_at")?,
         status: HoldStatus::parse(&status).ok_or_else(|| {
@@ -172,6 +178,34 @@ pub fn hold(row: &Row) -> Result<HoldBusy, StoreError> {
             )
         })?,
     })
+}
+
+/// A `cal.booking_policy` row read with [`POLICY_COLUMNS`], checked by the
+/// same `BookingPolicy::try_from` as an input; errors name the row by its
+/// `role_code` (with the user, the key).
+pub fn policy(row: &Row) -> Result<BookingPolicy, StoreError> {
+    let r = Reader::new(row, "cal.booking_policy", "role_code")?;
+    let user_id: String = r.get("user_id")?;
+    let timezone: String = r.get("timezone")?;
+    let int = |column: &'static str| r.get::<Option<i32>>(column).map(|v| v.map(i64::from));
+    let input = BookingPolicyInput {
+        user_id: &user_id,
+        role_code: &r.id,
+        timezone: &timezone,
+        buffer_before_min: int("buffer_before_min")?,
+        buffer_after_min: int("buffer_after_min")?,
+        max_per_day: int("max_per_day")?,
+        max_per_week: int("max_per_week")?,
+    };
+    BookingPolicy::try_from(input).map_err(|e| policy_column(&r, e))
+}
+
+/// The refusal of a stored policy: the check's field is the column's name.
+fn policy_column(r: &Reader<'_>, e: FieldError) -> StoreError {
+    match e.problem {
+        ValueProblem::Time(p) => r.fail(e.field, p),
+        ValueProblem::Rule(p) => r.fail(e.field, p),
+    }
 }
 
 /// A `cal.external_event` row read with [`EXTERNAL_COLUMNS`]; its id is

@@ -200,7 +200,7 @@ pub(crate) fn camel(snake: &str) -> String {
 }
 
 /// A value refused by its domain type, at its argument path (`input.weekdayMask`).
-fn refused(e: cal_core::availability::FieldError) -> ApiError {
+pub(crate) fn refused(e: cal_core::availability::FieldError) -> ApiError {
     ApiError::validation(&format!("input.{}", camel(e.field)), e.problem)
 }
 

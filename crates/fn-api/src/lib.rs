@@ -13,6 +13,7 @@ pub mod error;
 pub mod identity;
 pub mod out;
 mod args;
+pub mod policies;
 pub mod sync;
 
 use std::sync::Arc;
@@ -65,11 +66,14 @@ pub enum Field {
     SetSyncedCalendar,
     ResyncCalendarConnection,
     DisconnectCalendar,
+    BookingPolicies,
+    PutBookingPolicy,
+    DeleteBookingPolicy,
 }
 
 impl Field {
     /// Every field, in schema order.
-    pub const ALL: [Field; 34] = [
+    pub const ALL: [Field; 37] = [
         Field::WeeklyRules,
         Field::Exceptions,
         Field::BookableSlots,
@@ -104,6 +108,9 @@ impl Field {
         Field::SetSyncedCalendar,
         Field::ResyncCalendarConnection,
         Field::DisconnectCalendar,
+        Field::BookingPolicies,
+        Field::PutBookingPolicy,
+        Field::DeleteBookingPolicy,
     ];
 
     /// `(parentTypeName, fieldName)` as in the schema.
@@ -143,6 +150,9 @@ impl Field {
             Field::SetSyncedCalendar => ("Mutation", "setSyncedCalendar"),
             Field::ResyncCalendarConnection => ("Mutation", "resyncCalendarConnection"),
             Field::DisconnectCalendar => ("Mutation", "disconnectCalendar"),
+            Field::BookingPolicies => ("Query", "bookingPolicies"),
+            Field::PutBookingPolicy => ("Mutation", "putBookingPolicy"),
+            Field::DeleteBookingPolicy => ("Mutation", "deleteBookingPolicy"),
         }
     }
 
@@ -292,6 +302,9 @@ async fn dispatch(deps: &Deps, caller: &Caller, field: Field, raw: Value) -> Res
             // Boxed: the sync fields' futures (two services' clients) would
             // otherwise make every resolver's future, and its stack, larger.
             Box::pin(sync::dispatch(deps, caller, field, raw, &mut db)).await
+        }
+        Field::BookingPolicies | Field::PutBookingPolicy | Field::DeleteBookingPolicy => {
+            policies::dispatch(caller, field, raw, &mut db).await
         }
         Field::WeeklyRules => {
             let a: UserArgs = args(raw)?;

@@ -43,7 +43,7 @@ fn expected(field: Field, who: Who) -> Outcome {
         WeeklyRules | Exceptions | ExternalCalendars | PutWeeklyRule | DeleteWeeklyRule | CopyWeekday
         | UpsertException | DeleteException | AddVacation | ConnectIcs | DisconnectIcs | ResyncIcs | CreateFeed
         | RotateFeed | RevokeFeed | CalendarConnections | StartCalendarConnect | SetSyncedCalendar
-        | ResyncCalendarConnection | DisconnectCalendar => {
+        | ResyncCalendarConnection | DisconnectCalendar | BookingPolicies | PutBookingPolicy | DeleteBookingPolicy => {
             if admin || who == Who::Provider { Allowed } else { Forbidden }
         }
         // Anyone signed in.
@@ -78,7 +78,10 @@ fn expected(field: Field, who: Who) -> Outcome {
 /// each allowed caller gets a database of its own.
 fn needs_fresh_database(field: Field) -> bool {
     use Field::*;
-    matches!(field, DeleteWeeklyRule | DeleteException | DisconnectIcs | DisconnectCalendar | CreateHold | RequestBooking)
+    matches!(
+        field,
+        DeleteWeeklyRule | DeleteException | DisconnectIcs | DisconnectCalendar | DeleteBookingPolicy | CreateHold | RequestBooking
+    )
 }
 
 async fn run_field(field: Field) -> Vec<String> {

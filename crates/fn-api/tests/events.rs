@@ -182,6 +182,13 @@ fn check_details(file: &str, result: &Result<Value, ApiError>, now: Instant) {
             let token = url.strip_prefix(&format!("{FEED_BASE}/")).and_then(|t| t.strip_suffix(".ics")).expect(url);
             assert!(token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()), "{url}");
         }
+        "bookingPolicies" => {
+            assert_eq!((v[0]["roleCode"].as_str(), v[0]["maxPerWeek"].as_i64()), (Some("photographer"), Some(40)), "{v}");
+        }
+        "putBookingPolicy" => {
+            let got = (v["bufferBeforeMin"].as_i64(), v["bufferAfterMin"].as_i64(), v["maxPerDay"].as_i64(), v["maxPerWeek"].as_i64());
+            assert_eq!(got, (Some(15), Some(30), Some(4), Some(15)), "{v}");
+        }
         "putWeeklyRule.validation-timezone" => {
             let e = e.unwrap();
             assert!(e.message.starts_with("input.timezone: ") && e.message.contains("Europe/Berlinn"), "{e}");

@@ -180,7 +180,7 @@ async fn create_hold_optimistically(
                 tracing::info!(hold_id = %hold.hold_id, user_id = %hold.user_id, expired = ran_out.len(), "hold created");
                 if let Some(cache) = cache {
                     let expired: Vec<&str> = ran_out.iter().map(|h| h.hold_id.as_str()).collect();
-                    let mine = hold_cache::hold_busy(&hold.hold_id, &hold.user_id, req.interval, hold.expires_at);
+                    let mine = hold_cache::hold_busy(&hold.hold_id, &hold.user_id, &hold.role_code, req.interval, hold.expires_at);
                     let calendar = hold_cache::with_written_hold(calendar, &expired, mine);
                     cache.put(&req.user_id, &req.role_code, CachedCalendar { version, span, calendar });
                 }
@@ -288,8 +288,9 @@ async fn reread_busy_and_recheck(
 
 /// The answer a keyed read of busy time (`fresh`) gives a request that
 /// lost: the hold of its key if a retry of the same request made one, else
-/// `CONFLICT` (with alternatives) if that busy time refuses it against
-/// `calendar`'s rules; `None`: the way is free, start over.
+/// `CONFLICT` (with alternatives) if that busy time and the policies read
+/// with it refuse it against `calendar`'s rules; `None`: the way is free,
+/// start over.
 fn recheck_with_busy_time(
     req: &HoldRequest,
     fresh: CalendarSnapshot,
@@ -302,6 +303,7 @@ fn recheck_with_busy_time(
     calendar.events = fresh.calendar.events;
     calendar.holds = fresh.calendar.holds;
     calendar.external_busy = fresh.calendar.external_busy;
+    calendar.policies = fresh.calendar.policies;
     holds::check_hold(req, &calendar, now)?;
     Ok(None)
 }

@@ -169,7 +169,7 @@ pub struct Fixture {
 }
 
 /// Everything beyond the rules that the payloads name: an exception of
-/// 2030-03-11, holds, an event, a connected calendar and an active feed.
+/// 2030-03-11, a booking policy, holds, an event, a connected calendar and an active feed.
 /// A Google connection of prov-ana with the demo's calendar id.
 pub async fn seed_connection(c: &mut impl cal_store::Begin) -> String {
     use cal_store::demo::sample;
@@ -200,6 +200,17 @@ pub async fn seed_fixture(db: &mut TestDb, now: Instant) -> Fixture {
         times: None,
     };
     cal_store::upsert_exception(c, &exc, Some("Trade fair")).await.expect("seed exception");
+    // As the demo seed's: a week limit no payload comes near.
+    let policy = cal_core::BookingPolicy {
+        user_id: PROVIDER.into(),
+        role_code: ROLE.into(),
+        timezone: Zone::parse(ZONE).unwrap(),
+        buffer_before_min: 0,
+        buffer_after_min: 0,
+        max_per_day: None,
+        max_per_week: Some(40),
+    };
+    cal_store::put_policy(c, &policy).await.expect("seed policy");
 
     let booked = hold_request("2030-03-04T13:00:00Z", "2030-03-04T14:00:00Z", HoldKind::Checkout, HoldMode::Instant, None, "fx-booked");
     let booked = cal_store::create_hold(c, &booked, now).await.expect("seed hold to book");
