@@ -203,7 +203,11 @@ async fn concurrent_holds_on_back_to_back_slots_never_squeeze_into_a_buffer() {
             Err(e) => assert_eq!(e.error_type(), ErrorType::Conflict, "{e:?}"),
         }
     }
-    assert!(won >= 6, "every other hour can be had: {won}");
+    // Each winner blocks at most its two neighbours (the hour before, whose
+    // buffer would reach into it, and the hour after): whatever order the
+    // requests arrive in, at least a third of the twelve hours are held, and
+    // at most every other one.
+    assert!((4..=6).contains(&won), "between a third and a half of the hours: {won}");
     let squeezed = db
         .count(
             "select count(*) from cal.hold a join cal.hold b on a.hold_id < b.hold_id
