@@ -613,8 +613,8 @@ impl GraphNotification {
         let Some(state) = &self.client_state else {
             return false;
         };
-        let hash = crate::oauth::secret_hash(state);
-        hash.len() == stored_hash.len() && hash.iter().zip(stored_hash).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        // The same check the worker makes on a queued notification's proof.
+        crate::jobs::proof_matches(&crate::jobs::proof(state), stored_hash)
     }
 }
 
